@@ -1,0 +1,91 @@
+//! `BackendInfo`: which monitor a context runs on, and how it came to.
+
+use std::fmt;
+
+/// Which monitor a context runs on and why ([`AioContext::backend`](crate::AioContext::backend)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackendInfo {
+    /// The monitor's name ([`FdMonitor::name`](crate::FdMonitor::name)).
+    pub name: &'static str,
+    /// How it was selected.
+    pub selection: Selection,
+    /// Better candidates that were tried first and refused, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// How a context's monitor was selected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Selection {
+    /// The best monitor available, picked by default.
+    Chosen,
+    /// Forced by the user; `by` says how (`"builder"`, `"AIO_BACKEND"`).
+    Forced {
+        /// Where the choice came from.
+        by: &'static str,
+    },
+    /// The context moved its registrations here from another monitor.
+    Moved {
+        /// The monitor it ran on before.
+        from: &'static str,
+    },
+}
+
+/// A candidate monitor that was not used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The candidate's name.
+    pub name: &'static str,
+    /// Why it was refused (an error's text, or "not compiled in").
+    pub reason: String,
+}
+
+impl BackendInfo {
+    /// A monitor picked as the best available.
+    pub fn chosen(name: &'static str) -> BackendInfo {
+        BackendInfo {
+            name,
+            selection: Selection::Chosen,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// A monitor forced by the user.
+    pub fn forced(name: &'static str, by: &'static str) -> BackendInfo {
+        BackendInfo {
+            name,
+            selection: Selection::Forced { by },
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Adds a candidate that was refused.
+    pub fn with_skipped(mut self, name: &'static str, reason: impl fmt::Display) -> BackendInfo {
+        self.skipped.push(Skipped {
+            name,
+            reason: reason.to_string(),
+        });
+        self
+    }
+
+    pub(crate) fn moved_to(&mut self, name: &'static str, from: &'static str) {
+        self.name = name;
+        self.selection = Selection::Moved { from };
+    }
+}
+
+impl fmt::Display for BackendInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)?;
+        match &self.selection {
+            Selection::Chosen => write!(f, " (best available)")?,
+            Selection::Forced { by } => write!(f, " (forced by {by})")?,
+            Selection::Moved { from } => write!(f, " (moved from {from})")?,
+        }
+        for skipped in &self.skipped {
+            write!(f, "; {} skipped: {}", skipped.name, skipped.reason)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,369 @@
+//! Bottom halves: callbacks scheduled to run once at the next iteration,
+//! from the home thread or from any other.
+//!
+//! Each bottom half has a small atomic state word (scheduled, queued, idle,
+//! deleted) shared with the threads that may schedule it, so scheduling is
+//! idempotent until it runs and a cancelled or deleted one is skipped when
+//! its queue entry comes up. Jobs scheduled since the last run wait in
+//! `pending`; a run moves them to `running`, which nested `poll` calls share,
+//! so a nested call finishes its parent's jobs before its own and every job
+//! runs exactly once.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use slotmap::SlotMap;
+
+use crate::AioContext;
+use crate::context::Inner;
+use crate::handler::Callback;
+use crate::remote::{Gone, RemoteJob, Shared};
+
+slotmap::new_key_type! {
+    /// Names a bottom half in its context.
+    pub(crate) struct BhKey;
+}
+
+/// How soon an idle bottom half runs: the cap on a blocking wait while one
+/// is scheduled.
+pub(crate) const IDLE_BH_TIMEOUT_NS: u64 = 10_000_000;
+
+const SCHEDULED: u8 = 1;
+const QUEUED: u8 = 2;
+const IDLE: u8 = 4;
+const DELETED: u8 = 8;
+
+/// The state word of one bottom half, shared with other threads.
+#[derive(Debug, Default)]
+pub(crate) struct BhState(AtomicU8);
+
+impl BhState {
+    /// Marks the bottom half scheduled. Returns `None` if it is deleted,
+    /// else whether a queue entry must be pushed (none is queued yet).
+    fn schedule(&self, idle: bool) -> Option<bool> {
+        let prev = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |flags| {
+                if flags & DELETED != 0 {
+                    return None;
+                }
+                // Idle only if not already scheduled as a normal one.
+                let stays_idle = idle && (flags & SCHEDULED == 0 || flags & IDLE != 0);
+                let idle_bit = if stays_idle { IDLE } else { 0 };
+                Some((flags & !IDLE) | SCHEDULED | QUEUED | idle_bit)
+            })
+            .ok()?;
+        Some(prev & QUEUED == 0)
+    }
+
+    /// Clears the state as its queue entry comes up. Returns `Some(idle)` if
+    /// the bottom half was scheduled (and not cancelled since).
+    fn take(&self) -> Option<bool> {
+        let prev = self
+            .0
+            .fetch_and(!(SCHEDULED | QUEUED | IDLE), Ordering::AcqRel);
+        (prev & SCHEDULED != 0 && prev & DELETED == 0).then_some(prev & IDLE != 0)
+    }
+
+    /// Puts back what `take` cleared, for a job that could not run yet.
+    fn restore(&self, idle: bool) {
+        let idle_bit = if idle { IDLE } else { 0 };
+        self.0
+            .fetch_or(SCHEDULED | QUEUED | idle_bit, Ordering::AcqRel);
+    }
+
+    fn cancel(&self) {
+        self.0.fetch_and(!(SCHEDULED | IDLE), Ordering::AcqRel);
+    }
+
+    fn delete(&self) {
+        self.0.fetch_or(DELETED, Ordering::AcqRel);
+    }
+
+    fn flags(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+struct BhEntry {
+    state: Arc<BhState>,
+    callback: RefCell<Callback>,
+}
+
+/// One item of work for the bottom-half phase.
+enum Job {
+    Bh(BhKey),
+    Once(Box<dyn FnOnce(&AioContext)>),
+}
+
+impl From<RemoteJob> for Job {
+    fn from(job: RemoteJob) -> Job {
+        match job {
+            RemoteJob::Bh(key) => Job::Bh(key),
+            RemoteJob::Once(f) => Job::Once(f),
+        }
+    }
+}
+
+/// The bottom halves of a context.
+#[derive(Default)]
+pub(crate) struct BottomHalves {
+    entries: RefCell<SlotMap<BhKey, Rc<BhEntry>>>,
+    /// Scheduled on the home thread since the last run.
+    pending: RefCell<Vec<Job>>,
+    /// Being run; shared by nested `poll` calls.
+    running: RefCell<VecDeque<Job>>,
+    /// Swapped with the remote queue so that taking it allocates nothing.
+    remote_spare: RefCell<Vec<RemoteJob>>,
+}
+
+impl BottomHalves {
+    /// Drops every bottom half and job without running them.
+    pub(crate) fn clear(&self) {
+        let entries = std::mem::take(&mut *self.entries.borrow_mut());
+        for entry in entries.values() {
+            entry.state.delete();
+        }
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let running = std::mem::take(&mut *self.running.borrow_mut());
+        drop((entries, pending, running));
+    }
+}
+
+/// A bottom half: a callback that runs once each time it is scheduled, in
+/// the next iteration of its context. Dropping the handle deletes it; it
+/// never runs afterwards.
+///
+/// The handle lives on the home thread; [`remote`](BottomHalf::remote) gives
+/// a handle that other threads can schedule it with. Once the context is
+/// dropped, the bottom half is deleted and scheduling it does nothing.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use aio_core::{AioContext, testing::SleepMonitor};
+///
+/// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+/// let runs = Rc::new(Cell::new(0));
+/// let r = runs.clone();
+/// let bh = ctx.bh(move |_ctx| r.set(r.get() + 1));
+/// bh.schedule();
+/// bh.schedule(); // idempotent until it runs
+/// assert!(ctx.poll(false)?);
+/// assert_eq!(runs.get(), 1);
+/// bh.schedule();
+/// bh.cancel();
+/// assert!(!ctx.poll(false)?);
+/// assert_eq!(runs.get(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "dropping a bottom half deletes it"]
+pub struct BottomHalf {
+    ctx: Weak<Inner>,
+    key: BhKey,
+    state: Arc<BhState>,
+}
+
+impl BottomHalf {
+    /// Schedules the bottom half for the next iteration (the next blocking
+    /// wait returns at once). Does nothing if it is already scheduled.
+    pub fn schedule(&self) {
+        self.schedule_on_home(false);
+    }
+
+    /// Schedules the bottom half to run within 10 ms, without making the
+    /// next wait return early; running it does not count as progress.
+    pub fn schedule_idle(&self) {
+        self.schedule_on_home(true);
+    }
+
+    /// Unschedules the bottom half if it has not run yet.
+    pub fn cancel(&self) {
+        self.state.cancel();
+    }
+
+    /// Whether it is scheduled and has not run yet.
+    pub fn is_scheduled(&self) -> bool {
+        self.state.flags() & (SCHEDULED | DELETED) == SCHEDULED
+    }
+
+    /// A handle that other threads can schedule this bottom half with.
+    pub fn remote(&self) -> RemoteBh {
+        let shared = self.ctx.upgrade().map(|inner| Arc::clone(&inner.shared));
+        RemoteBh {
+            shared,
+            key: self.key,
+            state: Arc::clone(&self.state),
+        }
+    }
+
+    fn schedule_on_home(&self, idle: bool) {
+        let Some(inner) = self.ctx.upgrade() else {
+            return;
+        };
+        if self.state.schedule(idle) == Some(true) {
+            inner.bhs.pending.borrow_mut().push(Job::Bh(self.key));
+        }
+    }
+}
+
+impl Drop for BottomHalf {
+    fn drop(&mut self) {
+        self.state.delete();
+        if let Some(inner) = self.ctx.upgrade() {
+            let entry = inner.bhs.entries.borrow_mut().remove(self.key);
+            // Dropped after the borrow ends: the callback's own drop may
+            // drop other bottom halves.
+            drop(entry);
+        }
+    }
+}
+
+impl fmt::Debug for BottomHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BottomHalf")
+            .field("scheduled", &self.is_scheduled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle that schedules a [`BottomHalf`] from any thread
+/// (`Send + Sync + Clone`).
+#[derive(Clone)]
+pub struct RemoteBh {
+    /// `None` if the context was already gone when the handle was made.
+    shared: Option<Arc<Shared>>,
+    key: BhKey,
+    state: Arc<BhState>,
+}
+
+impl RemoteBh {
+    /// Schedules the bottom half and wakes its context.
+    ///
+    /// # Errors
+    ///
+    /// [`Gone`] if the bottom half or its context has been dropped.
+    pub fn schedule(&self) -> Result<(), Gone> {
+        let shared = self.shared.as_ref().ok_or(Gone::Context)?;
+        match self.state.schedule(false) {
+            None => Err(Gone::BottomHalf),
+            Some(true) => shared.push(RemoteJob::Bh(self.key)),
+            Some(false) if shared.is_closed() => Err(Gone::Context),
+            Some(false) => {
+                // Already queued, perhaps on the home thread's own list
+                // while it blocks with this bottom half cancelled: wake it
+                // so that it looks again.
+                shared.notify();
+                Ok(())
+            }
+        }
+    }
+
+    /// Unschedules the bottom half if it has not run yet.
+    pub fn cancel(&self) {
+        self.state.cancel();
+    }
+}
+
+impl fmt::Debug for RemoteBh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteBh").finish_non_exhaustive()
+    }
+}
+
+impl AioContext {
+    /// Creates a bottom half that runs `f` each time it is scheduled.
+    pub fn bh(&self, f: impl FnMut(&AioContext) + 'static) -> BottomHalf {
+        let state = Arc::new(BhState::default());
+        let entry = Rc::new(BhEntry {
+            state: Arc::clone(&state),
+            callback: RefCell::new(Box::new(f)),
+        });
+        let key = self.inner.bhs.entries.borrow_mut().insert(entry);
+        BottomHalf {
+            ctx: Rc::downgrade(&self.inner),
+            key,
+            state,
+        }
+    }
+
+    /// Runs `f` once, in the bottom-half phase of the next iteration.
+    pub fn schedule_oneshot(&self, f: impl FnOnce(&AioContext) + 'static) {
+        self.inner
+            .bhs
+            .pending
+            .borrow_mut()
+            .push(Job::Once(Box::new(f)));
+    }
+
+    /// The cap that scheduled bottom halves put on the next wait: zero for
+    /// a normal one, 10 ms for idle ones only.
+    pub(crate) fn bh_timeout(&self) -> Option<u64> {
+        let bhs = &self.inner.bhs;
+        if !bhs.running.borrow().is_empty() || self.inner.shared.has_jobs() {
+            return Some(0);
+        }
+        let entries = bhs.entries.borrow();
+        let mut idle = false;
+        for job in bhs.pending.borrow().iter() {
+            let flags = match job {
+                Job::Once(_) => return Some(0),
+                Job::Bh(key) => entries.get(*key).map_or(0, |e| e.state.flags()),
+            };
+            if flags & (SCHEDULED | DELETED) == SCHEDULED {
+                if flags & IDLE == 0 {
+                    return Some(0);
+                }
+                idle = true;
+            }
+        }
+        idle.then_some(IDLE_BH_TIMEOUT_NS)
+    }
+
+    /// Runs every job scheduled before this call (and those a parent `poll`
+    /// left unfinished). Returns whether a non-idle one ran.
+    pub(crate) fn run_bottom_halves(&self) -> bool {
+        let bhs = &self.inner.bhs;
+        {
+            let mut running = bhs.running.borrow_mut();
+            running.extend(bhs.pending.borrow_mut().drain(..));
+            let mut spare = bhs.remote_spare.borrow_mut();
+            self.inner.shared.take_jobs(&mut spare);
+            running.extend(spare.drain(..).map(Job::from));
+        }
+        let mut progress = false;
+        loop {
+            let job = bhs.running.borrow_mut().pop_front();
+            match job {
+                None => return progress,
+                Some(Job::Once(f)) => {
+                    f(self);
+                    progress = true;
+                }
+                Some(Job::Bh(key)) => progress |= self.run_bh(key),
+            }
+        }
+    }
+
+    fn run_bh(&self, key: BhKey) -> bool {
+        let entry = self.inner.bhs.entries.borrow().get(key).cloned();
+        let Some(entry) = entry else {
+            return false; // deleted
+        };
+        let Some(idle) = entry.state.take() else {
+            return false; // cancelled
+        };
+        let Ok(mut callback) = entry.callback.try_borrow_mut() else {
+            // Running further up the stack (a nested poll from its own
+            // callback): it runs again once that call has returned.
+            entry.state.restore(idle);
+            self.inner.bhs.pending.borrow_mut().push(Job::Bh(key));
+            return false;
+        };
+        callback(self);
+        !idle
+    }
+}

@@ -1,0 +1,66 @@
+//! Dispatch of the ready list: resolve each token to its handler (dropping
+//! stale ones), run `poll_ready`, read or write, and adapt the poll time of
+//! the handlers that ran.
+
+use std::rc::Rc;
+
+use crate::AioContext;
+use crate::handler::Node;
+use crate::monitor::{Readiness, ReadyEvent};
+
+impl AioContext {
+    /// Dispatches the ready list of iteration `iteration`. Returns whether a
+    /// user's callback ran.
+    pub(crate) fn dispatch(&self, ready: &[ReadyEvent], iteration: u64, block_ns: u64) -> bool {
+        let mut progress = false;
+        for event in ready {
+            let node = self.inner.registry.borrow().by_token(event.token).cloned();
+            let Some(node) = node else {
+                continue; // removed or replaced since the event was seen
+            };
+            if node.is_external() && self.is_external_disabled() {
+                continue; // seen again once external handlers are enabled
+            }
+            if !claim(&node, event.readiness, iteration) {
+                continue;
+            }
+            self.list_polled(&node);
+            let ran = run(self, &node, event.readiness);
+            progress |= ran && node.counts_as_progress();
+            self.adapt_poll_time(&node, block_ns);
+        }
+        progress
+    }
+}
+
+/// Records that `node` is dispatched for `readiness` in `iteration`; false
+/// if that already happened in this iteration (a duplicate event) or in a
+/// later, nested one (the readiness seen here is stale).
+fn claim(node: &Node, readiness: Readiness, iteration: u64) -> bool {
+    let seq = if readiness.contains(Readiness::POLL_READY) {
+        &node.ready_seq
+    } else {
+        &node.fd_seq
+    };
+    if seq.get() >= iteration {
+        return false;
+    }
+    seq.set(iteration);
+    true
+}
+
+/// Runs the callbacks that `readiness` calls for. A callback may remove its
+/// own handler: the others are then not run.
+fn run(ctx: &AioContext, node: &Rc<Node>, readiness: Readiness) -> bool {
+    if readiness.contains(Readiness::POLL_READY) {
+        return node.run_poll_ready(ctx);
+    }
+    let mut ran = false;
+    if readiness.wants_read() && !node.deleted.get() {
+        ran |= node.run_read(ctx);
+    }
+    if readiness.wants_write() && !node.deleted.get() {
+        ran |= node.run_write(ctx);
+    }
+    ran
+}

@@ -1,0 +1,303 @@
+//! `FdHandler`, the callbacks of one fd as the user builds them, and `Node`,
+//! the same callbacks once registered, with the per-handler state the loop
+//! keeps (deletion mark, polling state, dispatch sequence).
+//!
+//! Each callback sits in its own `RefCell`: a callback that is running is
+//! mutably borrowed, so the loop can see that it must not call it again (a
+//! nested `poll` leaves that handler's readiness for later) without any flag
+//! to keep in step.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::os::fd::RawFd;
+
+use crate::AioContext;
+use crate::monitor::{Interest, Registration, Token};
+
+/// A callback that runs on the home thread and may use the context.
+pub(crate) type Callback = Box<dyn FnMut(&AioContext)>;
+type Hook = Box<dyn FnMut()>;
+type Check = Box<dyn FnMut() -> bool>;
+
+/// The callbacks of one fd, built up and then registered with
+/// [`AioContext::set_fd_handler`].
+///
+/// * `read` runs when the fd is readable, hung up or in error; `write` when
+///   it is writable or in error.
+/// * `poll` is a cheap check with no side effects ("did the ring index
+///   move?"); when it says yes, `poll_ready` does the work in the dispatch
+///   phase. Together they let the loop busy-poll instead of sleeping.
+/// * `poll_begin` and `poll_end` run when the loop starts and stops busy
+///   polling this handler, so a device can suppress its notifications while
+///   it is being polled. They always come in pairs.
+/// * An *external* handler serves client requests; it is held back while
+///   [`AioContext::disable_external`] is in force.
+///
+/// ```
+/// use aio_core::FdHandler;
+///
+/// let handler = FdHandler::new()
+///     .on_read(|_ctx| { /* drain the fd */ })
+///     .on_poll(|| false, |_ctx| { /* process the ring */ })
+///     .external(true);
+/// # let _ = handler;
+/// ```
+#[derive(Default)]
+#[must_use = "a handler does nothing until it is registered with set_fd_handler"]
+pub struct FdHandler {
+    read: Option<Callback>,
+    write: Option<Callback>,
+    poll: Option<(Check, Callback)>,
+    poll_begin: Option<Hook>,
+    poll_end: Option<Hook>,
+    external: bool,
+}
+
+impl FdHandler {
+    /// A handler with no callbacks yet.
+    pub fn new() -> FdHandler {
+        FdHandler::default()
+    }
+
+    /// The callback for readable, hung-up or failed fds.
+    pub fn on_read(mut self, f: impl FnMut(&AioContext) + 'static) -> FdHandler {
+        self.read = Some(Box::new(f));
+        self
+    }
+
+    /// The callback for writable or failed fds.
+    pub fn on_write(mut self, f: impl FnMut(&AioContext) + 'static) -> FdHandler {
+        self.write = Some(Box::new(f));
+        self
+    }
+
+    /// The busy-poll pair: `poll` checks for work without side effects, and
+    /// `ready` does the work when `poll` said yes.
+    pub fn on_poll(
+        mut self,
+        poll: impl FnMut() -> bool + 'static,
+        ready: impl FnMut(&AioContext) + 'static,
+    ) -> FdHandler {
+        self.poll = Some((Box::new(poll), Box::new(ready)));
+        self
+    }
+
+    /// Runs when the loop starts busy polling this handler.
+    pub fn on_poll_begin(mut self, f: impl FnMut() + 'static) -> FdHandler {
+        self.poll_begin = Some(Box::new(f));
+        self
+    }
+
+    /// Runs when the loop stops busy polling this handler (before it blocks,
+    /// or when the handler is removed or evicted while being polled).
+    pub fn on_poll_end(mut self, f: impl FnMut() + 'static) -> FdHandler {
+        self.poll_end = Some(Box::new(f));
+        self
+    }
+
+    /// Marks the handler as serving external clients (default `false`).
+    pub fn external(mut self, external: bool) -> FdHandler {
+        self.external = external;
+        self
+    }
+
+    /// What the fd must be watched for, from the callbacks present.
+    pub(crate) fn interest(&self) -> Interest {
+        let mut interest = Interest::NONE;
+        if self.read.is_some() {
+            interest = interest | Interest::READABLE;
+        }
+        if self.write.is_some() {
+            interest = interest | Interest::WRITABLE;
+        }
+        interest
+    }
+
+    /// Whether the handler has anything to run at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.read.is_none() && self.write.is_none() && self.poll.is_none()
+    }
+}
+
+impl fmt::Debug for FdHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FdHandler")
+            .field("read", &self.read.is_some())
+            .field("write", &self.write.is_some())
+            .field("poll", &self.poll.is_some())
+            .field("poll_begin", &self.poll_begin.is_some())
+            .field("poll_end", &self.poll_end.is_some())
+            .field("external", &self.external)
+            .finish()
+    }
+}
+
+/// Who a node belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// A user's handler; `true` if external.
+    User { external: bool },
+    /// The context's own notifier: never progress, never external.
+    Context,
+}
+
+/// A registered handler.
+pub(crate) struct Node {
+    pub(crate) fd: RawFd,
+    pub(crate) token: Token,
+    pub(crate) owner: Owner,
+    pub(crate) interest: Interest,
+    read: Option<RefCell<Callback>>,
+    write: Option<RefCell<Callback>>,
+    poll: Option<PollHooks>,
+    /// Removed or replaced: never called again.
+    pub(crate) deleted: Cell<bool>,
+    /// The iteration that last dispatched fd readiness / `poll_ready` to it;
+    /// readiness observed by an earlier iteration is stale.
+    pub(crate) fd_seq: Cell<u64>,
+    pub(crate) ready_seq: Cell<u64>,
+    pub(crate) polled: PolledState,
+}
+
+struct PollHooks {
+    check: RefCell<Check>,
+    ready: RefCell<Callback>,
+    begin: Option<RefCell<Hook>>,
+    end: Option<RefCell<Hook>>,
+}
+
+/// The adaptive-polling state of one handler.
+#[derive(Default)]
+pub(crate) struct PolledState {
+    /// On the polled list.
+    pub(crate) listed: Cell<bool>,
+    /// `poll_begin` ran and `poll_end` has not yet.
+    pub(crate) begun: Cell<bool>,
+    /// This handler's poll time.
+    pub(crate) ns: Cell<u64>,
+    /// When it leaves the polled list if `poll` finds no work (0: not set).
+    pub(crate) idle_deadline: Cell<u64>,
+}
+
+impl Node {
+    pub(crate) fn new(fd: RawFd, token: Token, handler: FdHandler) -> Node {
+        let interest = handler.interest();
+        let poll = handler.poll.map(|(check, ready)| PollHooks {
+            check: RefCell::new(check),
+            ready: RefCell::new(ready),
+            begin: handler.poll_begin.map(RefCell::new),
+            end: handler.poll_end.map(RefCell::new),
+        });
+        Node {
+            fd,
+            token,
+            owner: Owner::User {
+                external: handler.external,
+            },
+            interest,
+            read: handler.read.map(RefCell::new),
+            write: handler.write.map(RefCell::new),
+            poll,
+            deleted: Cell::new(false),
+            fd_seq: Cell::new(0),
+            ready_seq: Cell::new(0),
+            polled: PolledState::default(),
+        }
+    }
+
+    /// The node of the context's own notifier: `drain` is its read callback.
+    pub(crate) fn context_notifier(fd: RawFd, token: Token, drain: Callback) -> Node {
+        let mut node = Node::new(fd, token, FdHandler::new());
+        node.owner = Owner::Context;
+        node.interest = Interest::READABLE;
+        node.read = Some(RefCell::new(drain));
+        node
+    }
+
+    /// What the monitor must watch for this node, external handlers'
+    /// holding back aside.
+    pub(crate) fn registration(&self) -> Option<Registration> {
+        (!self.interest.is_empty()).then_some(Registration {
+            token: self.token,
+            interest: self.interest,
+        })
+    }
+
+    pub(crate) fn is_external(&self) -> bool {
+        self.owner == Owner::User { external: true }
+    }
+
+    /// Whether running it counts as progress.
+    pub(crate) fn counts_as_progress(&self) -> bool {
+        self.owner != Owner::Context
+    }
+
+    pub(crate) fn has_poll(&self) -> bool {
+        self.poll.is_some()
+    }
+
+    /// Runs the read callback unless it is missing or already running.
+    pub(crate) fn run_read(&self, ctx: &AioContext) -> bool {
+        run_callback(self.read.as_ref(), ctx)
+    }
+
+    /// Runs the write callback unless it is missing or already running.
+    pub(crate) fn run_write(&self, ctx: &AioContext) -> bool {
+        run_callback(self.write.as_ref(), ctx)
+    }
+
+    /// Runs `poll_ready` unless it is missing or already running.
+    pub(crate) fn run_poll_ready(&self, ctx: &AioContext) -> bool {
+        run_callback(self.poll.as_ref().map(|p| &p.ready), ctx)
+    }
+
+    /// Asks `poll` whether there is work. A handler whose `poll_ready` is
+    /// running is not asked: its answer could not be acted on until the
+    /// callback returns.
+    pub(crate) fn check_poll(&self) -> bool {
+        let Some(hooks) = &self.poll else {
+            return false;
+        };
+        if hooks.ready.try_borrow_mut().is_err() {
+            return false;
+        }
+        match hooks.check.try_borrow_mut() {
+            Ok(mut check) => check(),
+            Err(_) => false,
+        }
+    }
+
+    /// Calls `poll_begin` if it has not run since the last `poll_end`.
+    pub(crate) fn begin_polling(&self) {
+        if self.polled.begun.replace(true) {
+            return;
+        }
+        if let Some(begin) = self.poll.as_ref().and_then(|p| p.begin.as_ref()) {
+            if let Ok(mut begin) = begin.try_borrow_mut() {
+                begin();
+            }
+        }
+    }
+
+    /// Calls `poll_end` if `poll_begin` ran.
+    pub(crate) fn end_polling(&self) {
+        if !self.polled.begun.replace(false) {
+            return;
+        }
+        if let Some(end) = self.poll.as_ref().and_then(|p| p.end.as_ref()) {
+            if let Ok(mut end) = end.try_borrow_mut() {
+                end();
+            }
+        }
+    }
+}
+
+fn run_callback(callback: Option<&RefCell<Callback>>, ctx: &AioContext) -> bool {
+    match callback.map(RefCell::try_borrow_mut) {
+        Some(Ok(mut f)) => {
+            f(ctx);
+            true
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,174 @@
+//! One iteration of the loop, `AioContext::poll`: compute the timeout, busy
+//! poll, leave poll mode and announce the block only if the loop really
+//! blocks, wait, then run bottom halves, ready handlers and timers.
+
+use std::io;
+
+use crate::AioContext;
+use crate::context::Inner;
+use crate::monitor::{Pending, ReadyEvent};
+use crate::polling::as_duration;
+use crate::stats::Counters;
+
+impl AioContext {
+    /// Runs one iteration of the loop. Returns whether it made progress: a
+    /// callback other than the context's own notifier ran.
+    ///
+    /// With `blocking`, it waits until an fd is ready, a timer expires, a
+    /// bottom half is scheduled, or the context is notified; but first, if
+    /// polling is on, it busy-polls the handlers that have `poll` callbacks
+    /// for up to their poll time. Without `blocking`, it only collects what
+    /// is ready now.
+    ///
+    /// A callback may call `poll` again (a nested iteration): the handler
+    /// whose callback is running is not called again until it returns, and
+    /// removed handlers are freed when the outermost call returns. A panic
+    /// in a callback unwinds out of `poll`, and the context stays usable.
+    ///
+    /// # Errors
+    ///
+    /// The monitor's error, if its wait failed (`EINTR` is retried, not
+    /// returned); nothing has been dispatched then.
+    pub fn poll(&self, blocking: bool) -> io::Result<bool> {
+        let inner = &*self.inner;
+        let _level = Level::enter(self);
+        let mut ready = ReadyList::take(inner);
+        Counters::bump(&inner.counters.iterations);
+        let iteration = inner.iteration.get() + 1;
+        inner.iteration.set(iteration);
+
+        let start = inner.clock.now_ns();
+        let mut timeout = if blocking {
+            self.compute_timeout(start)
+        } else {
+            Some(0)
+        };
+        let mut progress = self.busy_poll(&mut ready.events, &mut timeout);
+        if timeout != Some(0) && self.leave_poll_mode(&mut ready.events) {
+            progress = true;
+            timeout = Some(0);
+        }
+        self.wait(&mut ready.events, timeout)?;
+        let block_ns = inner.clock.now_ns().saturating_sub(start);
+
+        progress |= self.run_bottom_halves();
+        progress |= self.dispatch(&ready.events, iteration, block_ns);
+        if inner.depth.get() == 1 {
+            self.free_deferred();
+        }
+        progress |= self.run_timers();
+        Ok(progress)
+    }
+
+    /// How long the next wait may block: zero if a bottom half is
+    /// scheduled, at most 10 ms if an idle one is, else until the nearest
+    /// timer, else forever (`None`).
+    fn compute_timeout(&self, now: u64) -> Option<u64> {
+        let bh = self.bh_timeout();
+        if bh == Some(0) {
+            return bh;
+        }
+        let timer = self
+            .inner
+            .timers
+            .borrow()
+            .next_deadline()
+            .map(|deadline| deadline.saturating_sub(now));
+        match (bh, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Announces the block (if the loop may block), waits in the monitor,
+    /// withdraws the announcement and accepts any notification.
+    fn wait(&self, events: &mut Vec<ReadyEvent>, mut timeout: Option<u64>) -> io::Result<()> {
+        let inner = &*self.inner;
+        let announced = (timeout != Some(0)).then(|| Announced::new(inner));
+        if announced.as_ref().is_some_and(|a| a.already_notified) {
+            timeout = Some(0);
+        }
+        let result = if timeout != Some(0) || inner.monitor.borrow_mut().pending() != Pending::No {
+            Counters::bump(&inner.counters.waits);
+            if timeout != Some(0) {
+                Counters::bump(&inner.counters.blocking_waits);
+            }
+            inner
+                .monitor
+                .borrow_mut()
+                .wait(events, as_duration(timeout))
+        } else {
+            Ok(())
+        };
+        drop(announced);
+        inner.shared.notify.accept();
+        result
+    }
+}
+
+/// One level of `poll` on the stack; the outermost frees deferred
+/// deletions when it ends, also when a callback panics.
+struct Level<'a> {
+    ctx: &'a AioContext,
+}
+
+impl<'a> Level<'a> {
+    fn enter(ctx: &'a AioContext) -> Level<'a> {
+        ctx.inner.depth.set(ctx.inner.depth.get() + 1);
+        Level { ctx }
+    }
+}
+
+impl Drop for Level<'_> {
+    fn drop(&mut self) {
+        let depth = self.ctx.inner.depth.get() - 1;
+        self.ctx.inner.depth.set(depth);
+        if depth == 0 {
+            self.ctx.free_deferred();
+        }
+    }
+}
+
+/// The ready list of one level, borrowed from the context's pool and given
+/// back (emptied, capacity kept) when the level ends.
+struct ReadyList<'a> {
+    inner: &'a Inner,
+    events: Vec<ReadyEvent>,
+}
+
+impl<'a> ReadyList<'a> {
+    fn take(inner: &'a Inner) -> ReadyList<'a> {
+        let events = inner.ready_lists.borrow_mut().pop().unwrap_or_default();
+        ReadyList { inner, events }
+    }
+}
+
+impl Drop for ReadyList<'_> {
+    fn drop(&mut self) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        self.inner.ready_lists.borrow_mut().push(events);
+    }
+}
+
+/// A block announced to notifiers; withdrawn when dropped.
+struct Announced<'a> {
+    inner: &'a Inner,
+    already_notified: bool,
+}
+
+impl<'a> Announced<'a> {
+    fn new(inner: &'a Inner) -> Announced<'a> {
+        let already_notified = !inner.shared.notify.announce();
+        Announced {
+            inner,
+            already_notified,
+        }
+    }
+}
+
+impl Drop for Announced<'_> {
+    fn drop(&mut self) {
+        self.inner.shared.notify.withdraw();
+    }
+}

@@ -1,0 +1,304 @@
+//! Adaptive busy polling: the polled list, poll mode (`poll_begin` /
+//! `poll_end`), the busy-poll window, and the per-handler poll time.
+//!
+//! Before it blocks, the loop spins on the `poll` callbacks of the handlers
+//! that have shown work before, for as long as the largest of their poll
+//! times. Each handler's poll time grows while polling would have caught its
+//! events and shrinks when the loop had to block for longer than polling is
+//! allowed to last, so a fast notifier and a slow disk do not fight over one
+//! shared value.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::AioContext;
+use crate::handler::Node;
+use crate::monitor::{Pending, Readiness, ReadyEvent};
+use crate::stats::Counters;
+
+/// Where a poll time starts when it first grows from zero.
+const POLL_START_NS: u64 = 4_000;
+
+/// How long a polled handler whose `poll` finds no work stays on the polled
+/// list, where the monitor can show readiness by itself.
+pub(crate) const POLL_IDLE_NS: u64 = 7_000_000_000;
+
+/// Tuning of adaptive busy polling ([`AioContext::set_poll_params`]).
+///
+/// ```
+/// use aio_core::PollParams;
+///
+/// assert_eq!(PollParams::default(), PollParams::OFF);
+/// assert_eq!(PollParams::IOTHREAD.max_ns, 32_768);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PollParams {
+    /// The longest a busy-poll window may last, in nanoseconds; 0 turns
+    /// polling off.
+    pub max_ns: u64,
+    /// The factor a poll time grows by (0 means 2).
+    pub grow: u64,
+    /// The divisor a poll time shrinks by (0 means reset to 0).
+    pub shrink: u64,
+}
+
+impl PollParams {
+    /// No busy polling: the default of a bare context, as in QEMU.
+    pub const OFF: PollParams = PollParams {
+        max_ns: 0,
+        grow: 0,
+        shrink: 0,
+    };
+
+    /// What QEMU's I/O threads use: windows of up to 32 768 ns.
+    pub const IOTHREAD: PollParams = PollParams {
+        max_ns: 32_768,
+        grow: 0,
+        shrink: 0,
+    };
+
+    /// The poll time that follows `ns` after an iteration that blocked for
+    /// `block_ns`.
+    ///
+    /// ```
+    /// use aio_core::PollParams;
+    ///
+    /// let p = PollParams::IOTHREAD;
+    /// assert_eq!(p.adapt(0, 1_000), 4_000);       // starts at 4 us
+    /// assert_eq!(p.adapt(4_000, 5_000), 8_000);   // grows by 2
+    /// assert_eq!(p.adapt(8_000, 5_000), 8_000);   // blocked less: keep
+    /// assert_eq!(p.adapt(16_384, 20_000), 32_768);
+    /// assert_eq!(p.adapt(32_768, 40_000), 0);     // blocked too long: reset
+    /// ```
+    pub fn adapt(&self, ns: u64, block_ns: u64) -> u64 {
+        if block_ns <= ns {
+            ns
+        } else if block_ns > self.max_ns {
+            ns.checked_div(self.shrink).unwrap_or(0)
+        } else if ns < self.max_ns && block_ns < self.max_ns {
+            let factor = if self.grow == 0 { 2 } else { self.grow };
+            let grown = if ns == 0 {
+                POLL_START_NS
+            } else {
+                ns.saturating_mul(factor)
+            };
+            grown.min(self.max_ns)
+        } else {
+            ns
+        }
+    }
+}
+
+impl AioContext {
+    /// Sets the busy-polling parameters; every handler's poll time starts
+    /// again from zero. `max_ns = 0` turns polling off.
+    pub fn set_poll_params(&self, params: PollParams) {
+        self.inner.params.set(params);
+        for node in self.inner.polled.borrow().iter() {
+            node.polled.ns.set(0);
+        }
+    }
+
+    /// The busy-polling parameters.
+    pub fn poll_params(&self) -> PollParams {
+        self.inner.params.get()
+    }
+
+    /// Busy-polls before the wait, if polling is on and possible. A hit puts
+    /// `poll_ready` entries on `ready` and makes the timeout zero; the time
+    /// spent is taken off the timeout. Returns whether a user handler's
+    /// `poll` said yes.
+    pub(crate) fn busy_poll(&self, ready: &mut Vec<ReadyEvent>, timeout: &mut Option<u64>) -> bool {
+        let inner = &self.inner;
+        let window = self.largest_poll_ns().min(timeout.unwrap_or(u64::MAX));
+        if window == 0 || !self.polling_possible() {
+            return false;
+        }
+        self.enter_poll_mode();
+        let start = inner.clock.now_ns();
+        let mut progress = false;
+        let hit = loop {
+            let (found, user_work) = self.poll_handlers_once(ready, start);
+            progress |= user_work;
+            if found
+                || inner.shared.notify.is_notified()
+                || inner.monitor.borrow_mut().pending() == Pending::Yes
+            {
+                break true;
+            }
+            if inner.clock.now_ns().saturating_sub(start) >= window {
+                break false;
+            }
+        };
+        let now = inner.clock.now_ns();
+        if hit {
+            Counters::bump(&inner.counters.poll_hits);
+            *timeout = Some(0);
+        } else {
+            Counters::bump(&inner.counters.poll_misses);
+        }
+        if self.evict_idle_handlers(ready, now) {
+            progress = true;
+            *timeout = Some(0);
+        }
+        if let Some(t) = timeout {
+            *t = t.saturating_sub(now.saturating_sub(start));
+        }
+        progress
+    }
+
+    /// Leaves poll mode before the loop blocks: `poll_end`, then each `poll`
+    /// once more, since work can arrive between the last poll and the
+    /// moment the device turns its notifications back on. Returns whether
+    /// that last look found work.
+    pub(crate) fn leave_poll_mode(&self, ready: &mut Vec<ReadyEvent>) -> bool {
+        if !self.inner.poll_mode.replace(false) {
+            return false;
+        }
+        let mut progress = false;
+        self.for_each_polled(|node| {
+            node.end_polling();
+            if node.check_poll() {
+                push_poll_ready(ready, node);
+                progress |= node.counts_as_progress();
+            }
+        });
+        progress
+    }
+
+    /// Puts a handler that just became ready on the polled list.
+    pub(crate) fn list_polled(&self, node: &Rc<Node>) {
+        if !node.has_poll() || node.deleted.get() || node.polled.listed.replace(true) {
+            return;
+        }
+        node.polled.idle_deadline.set(0);
+        self.inner.polled.borrow_mut().push(Rc::clone(node));
+        if self.inner.poll_mode.get() {
+            node.begin_polling();
+        }
+    }
+
+    /// Takes a handler off the polled list, ending its poll mode.
+    pub(crate) fn unlist_polled(&self, node: &Rc<Node>) {
+        if !node.polled.listed.replace(false) {
+            return;
+        }
+        self.inner
+            .polled
+            .borrow_mut()
+            .retain(|n| !Rc::ptr_eq(n, node));
+        node.end_polling();
+    }
+
+    /// Adapts the poll time of a polled handler that was just dispatched.
+    pub(crate) fn adapt_poll_time(&self, node: &Node, block_ns: u64) {
+        if node.polled.listed.get() {
+            let params = self.inner.params.get();
+            node.polled
+                .ns
+                .set(params.adapt(node.polled.ns.get(), block_ns));
+        }
+    }
+
+    fn largest_poll_ns(&self) -> u64 {
+        if self.inner.params.get().max_ns == 0 {
+            return 0;
+        }
+        let polled = self.inner.polled.borrow();
+        polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0)
+    }
+
+    /// Polling must not starve a handler that only the monitor can see: it
+    /// is possible when every watched handler has a `poll` callback, or
+    /// when the monitor shows readiness without a system call.
+    fn polling_possible(&self) -> bool {
+        self.inner.registry.borrow().all_watched_have_poll()
+            || self.inner.monitor.borrow_mut().pending() != Pending::Unknown
+    }
+
+    fn enter_poll_mode(&self) {
+        if !self.inner.poll_mode.replace(true) {
+            self.for_each_polled(|node| node.begin_polling());
+        }
+    }
+
+    /// One round over the polled handlers. Returns whether any `poll` said
+    /// yes, and whether one of them was a user's handler.
+    fn poll_handlers_once(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> (bool, bool) {
+        let held_back = self.is_external_disabled();
+        let (mut found, mut user_work) = (false, false);
+        self.for_each_polled(|node| {
+            if held_back && node.is_external() {
+                return;
+            }
+            if node.check_poll() {
+                push_poll_ready(ready, node);
+                node.polled
+                    .idle_deadline
+                    .set(now.saturating_add(POLL_IDLE_NS));
+                found = true;
+                user_work |= node.counts_as_progress();
+            }
+        });
+        (found, user_work)
+    }
+
+    /// Drops handlers whose `poll` found no work for [`POLL_IDLE_NS`] from
+    /// the polled list; only where the monitor can show readiness itself,
+    /// since otherwise they would be watched by nobody while the loop polls.
+    fn evict_idle_handlers(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> bool {
+        if self.inner.monitor.borrow_mut().pending() == Pending::Unknown {
+            return false;
+        }
+        let mut progress = false;
+        let mut i = 0;
+        loop {
+            let node = match self.inner.polled.borrow().get(i) {
+                Some(node) => Rc::clone(node),
+                None => return progress,
+            };
+            let deadline = node.polled.idle_deadline.get();
+            if deadline == 0 {
+                node.polled
+                    .idle_deadline
+                    .set(now.saturating_add(POLL_IDLE_NS));
+            } else if now > deadline {
+                self.unlist_polled(&node);
+                if node.check_poll() {
+                    push_poll_ready(ready, &node);
+                    progress |= node.counts_as_progress();
+                }
+                continue; // the next node moved into slot i
+            }
+            i += 1;
+        }
+    }
+
+    /// Calls `f` on each live polled handler. The list is re-borrowed for
+    /// every node, so `f` may change it.
+    fn for_each_polled(&self, mut f: impl FnMut(&Rc<Node>)) {
+        let mut i = 0;
+        loop {
+            let node = match self.inner.polled.borrow().get(i) {
+                Some(node) => Rc::clone(node),
+                None => return,
+            };
+            i += 1;
+            if !node.deleted.get() {
+                f(&node);
+            }
+        }
+    }
+}
+
+fn push_poll_ready(ready: &mut Vec<ReadyEvent>, node: &Node) {
+    ready.push(ReadyEvent {
+        token: node.token,
+        readiness: Readiness::POLL_READY,
+    });
+}
+
+/// A timeout in nanoseconds (`None`: forever) as a monitor takes it.
+pub(crate) fn as_duration(timeout: Option<u64>) -> Option<Duration> {
+    timeout.map(Duration::from_nanos)
+}

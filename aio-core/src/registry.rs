@@ -1,0 +1,143 @@
+//! The handler registry: which node serves which fd, the token of each
+//! registration, and what the monitor must be told about it.
+//!
+//! Tokens are slot-map keys (an index and a version), so a token of a removed
+//! or replaced handler stops resolving the moment the handler leaves.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use slotmap::{DefaultKey, Key, KeyData, SlotMap};
+
+use crate::handler::Node;
+use crate::monitor::{Registration, Token};
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    nodes: SlotMap<DefaultKey, Rc<Node>>,
+    by_fd: HashMap<RawFd, DefaultKey>,
+    /// Nesting count of `disable_external`.
+    external_disabled: u32,
+    /// Handlers that the monitor watches and that have no `poll` callback:
+    /// while there is one, busy polling on a monitor that cannot see
+    /// readiness in user space would starve it.
+    watched_without_poll: usize,
+}
+
+impl Registry {
+    /// The node registered for `fd`.
+    pub(crate) fn by_fd(&self, fd: RawFd) -> Option<&Rc<Node>> {
+        self.by_fd.get(&fd).and_then(|key| self.nodes.get(*key))
+    }
+
+    /// The node a token was issued for, if it is still registered.
+    pub(crate) fn by_token(&self, token: Token) -> Option<&Rc<Node>> {
+        self.nodes.get(key_of(token))
+    }
+
+    /// Gives a node built by `make` a fresh token without registering it
+    /// for its fd yet: the monitor is told first, then the registration is
+    /// [committed](Self::commit) or [abandoned](Self::abandon).
+    pub(crate) fn reserve(&mut self, make: impl FnOnce(Token) -> Node) -> Rc<Node> {
+        let key = self
+            .nodes
+            .insert_with_key(|key| Rc::new(make(Token(key.data().as_ffi()))));
+        Rc::clone(&self.nodes[key])
+    }
+
+    /// Makes a reserved node the handler of its fd; returns the node that
+    /// the fd had before, now marked deleted.
+    pub(crate) fn commit(&mut self, node: &Rc<Node>) -> Option<Rc<Node>> {
+        let old = self.remove(node.fd);
+        self.by_fd.insert(node.fd, key_of(node.token));
+        self.count(node, 1);
+        old
+    }
+
+    /// Forgets a reserved node that the monitor refused.
+    pub(crate) fn abandon(&mut self, node: &Rc<Node>) {
+        self.nodes.remove(key_of(node.token));
+        node.deleted.set(true);
+    }
+
+    /// Unregisters `fd`; returns its node, now marked deleted.
+    pub(crate) fn remove(&mut self, fd: RawFd) -> Option<Rc<Node>> {
+        let key = self.by_fd.remove(&fd)?;
+        let node = self.nodes.remove(key)?;
+        self.count(&node, -1);
+        node.deleted.set(true);
+        Some(node)
+    }
+
+    /// What the monitor holds for `node`: nothing if it watches for nothing
+    /// or is an external handler while external handlers are disabled.
+    pub(crate) fn registration(&self, node: &Node) -> Option<Registration> {
+        let held_back = node.is_external() && self.external_disabled > 0;
+        node.registration().filter(|_| !held_back)
+    }
+
+    pub(crate) fn external_disabled(&self) -> u32 {
+        self.external_disabled
+    }
+
+    /// Changes the `disable_external` count. Returns the external nodes whose
+    /// registration changes (when the count leaves or reaches zero).
+    pub(crate) fn set_external_disabled(&mut self, count: u32) -> Vec<Rc<Node>> {
+        let toggles = (self.external_disabled == 0) != (count == 0);
+        let externals: Vec<Rc<Node>> = if toggles {
+            self.nodes
+                .values()
+                .filter(|n| n.is_external())
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for node in &externals {
+            self.count(node, -1);
+        }
+        self.external_disabled = count;
+        for node in &externals {
+            self.count(node, 1);
+        }
+        externals
+    }
+
+    /// Whether every watched handler can be busy-polled through its own
+    /// `poll` callback.
+    pub(crate) fn all_watched_have_poll(&self) -> bool {
+        self.watched_without_poll == 0
+    }
+
+    /// Every registered node.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Rc<Node>> {
+        self.nodes.values()
+    }
+
+    /// Removes every node (the context is being dropped).
+    pub(crate) fn drain(&mut self) -> Vec<Rc<Node>> {
+        self.by_fd.clear();
+        self.watched_without_poll = 0;
+        let nodes: Vec<Rc<Node>> = self.nodes.drain().map(|(_, node)| node).collect();
+        for node in &nodes {
+            node.deleted.set(true);
+        }
+        nodes
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn count(&mut self, node: &Node, delta: isize) {
+        let watched = self.registration(node).is_some();
+        if watched && !node.has_poll() && node.counts_as_progress() {
+            self.watched_without_poll = self.watched_without_poll.saturating_add_signed(delta);
+        }
+    }
+}
+
+fn key_of(token: Token) -> DefaultKey {
+    KeyData::from_ffi(token.0).into()
+}

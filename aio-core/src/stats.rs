@@ -1,0 +1,65 @@
+//! `Stats`: counters of what the loop has done, for tests and benchmarks
+//! (how many waits blocked, how often busy polling found work).
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+
+use crate::remote::Shared;
+
+/// A snapshot of a context's counters ([`AioContext::stats`](crate::AioContext::stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Calls of `poll`, nested ones included.
+    pub iterations: u64,
+    /// Calls of the monitor's `wait`.
+    pub waits: u64,
+    /// Waits with a non-zero timeout (the loop may have slept).
+    pub blocking_waits: u64,
+    /// Busy-poll windows that found work (a `poll` callback said yes, the
+    /// monitor had events, or a notification arrived).
+    pub poll_hits: u64,
+    /// Busy-poll windows that ran out of time.
+    pub poll_misses: u64,
+    /// Writes to the context's doorbell by `notify` (each one a system call).
+    pub doorbell_rings: u64,
+    /// Handlers on the polled list.
+    pub polled_handlers: usize,
+    /// The largest poll time among them, in nanoseconds: how long the next
+    /// window lasts.
+    pub max_poll_ns: u64,
+}
+
+/// The home thread's counters.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) iterations: Cell<u64>,
+    pub(crate) waits: Cell<u64>,
+    pub(crate) blocking_waits: Cell<u64>,
+    pub(crate) poll_hits: Cell<u64>,
+    pub(crate) poll_misses: Cell<u64>,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &Cell<u64>) {
+        counter.set(counter.get() + 1);
+    }
+
+    pub(crate) fn snapshot(
+        &self,
+        shared: &Shared,
+        polled_handlers: usize,
+        max_poll_ns: u64,
+    ) -> Stats {
+        Stats {
+            iterations: self.iterations.get(),
+            waits: self.waits.get(),
+            blocking_waits: self.blocking_waits.get(),
+            poll_hits: self.poll_hits.get(),
+            poll_misses: self.poll_misses.get(),
+            doorbell_rings: shared.doorbell_rings.load(Ordering::Relaxed),
+            polled_handlers,
+            max_poll_ns,
+        }
+    }
+}

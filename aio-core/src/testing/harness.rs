@@ -1,0 +1,291 @@
+//! The harness the conformance suite runs on: it makes contexts on the
+//! monitor under test (or on the sim), on the real clock or a manual one,
+//! and test fds that the test can make readable.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::sim::{SimDoorbell, SimWorld};
+use crate::{
+    AioContext, EventNotifier, FdMonitor, ManualClock, Pending, Readiness, ReadyEvent,
+    Registration, Timer,
+};
+
+type MakeMonitor = Rc<dyn Fn() -> io::Result<Box<dyn FdMonitor>>>;
+
+/// Makes fixtures on one kind of monitor.
+#[derive(Clone)]
+pub struct Harness {
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Monitor(MakeMonitor),
+    Sim { observable: bool },
+}
+
+impl Harness {
+    /// A harness on the monitors that `make` returns.
+    ///
+    /// ```
+    /// use aio_core::testing::{Harness, SleepMonitor};
+    ///
+    /// let h = Harness::new(|| Ok(Box::new(SleepMonitor::new())));
+    /// let f = h.fixture();
+    /// assert_eq!(f.ctx.backend().name, "sleep");
+    /// ```
+    pub fn new(make: impl Fn() -> io::Result<Box<dyn FdMonitor>> + 'static) -> Harness {
+        Harness {
+            kind: Kind::Monitor(Rc::new(make)),
+        }
+    }
+
+    /// A harness on the simulated monitor, which needs a system call to
+    /// report readiness (like poll and epoll).
+    pub fn sim() -> Harness {
+        Harness {
+            kind: Kind::Sim { observable: false },
+        }
+    }
+
+    /// A harness on the simulated monitor in its io_uring-like mode, which
+    /// shows readiness without a system call.
+    pub fn sim_observable() -> Harness {
+        Harness {
+            kind: Kind::Sim { observable: true },
+        }
+    }
+
+    /// A fixture on the monotonic clock.
+    pub fn fixture(&self) -> Fixture {
+        self.build(None)
+    }
+
+    /// A fixture on a manual clock: time moves only when the test moves it,
+    /// or when a wait times out (by the timeout), or returns events (by the
+    /// fixture's [wait time](Fixture::set_wait_time)).
+    pub fn fixture_manual(&self) -> Fixture {
+        self.build(Some(ManualClock::new()))
+    }
+
+    fn build(&self, clock: Option<ManualClock>) -> Fixture {
+        let (monitor, world): (Box<dyn FdMonitor>, _) = match &self.kind {
+            Kind::Monitor(make) => (
+                make().expect("the monitor under test could not be made"),
+                None,
+            ),
+            Kind::Sim { observable } => {
+                let world = SimWorld::new();
+                let monitor = world
+                    .monitor()
+                    .observable(*observable)
+                    .virtual_time(clock.is_some());
+                (Box::new(monitor), Some(world))
+            }
+        };
+        let wait_ns = Arc::new(AtomicU64::new(0));
+        let mut builder = match &clock {
+            Some(clock) => AioContext::builder(Box::new(Clocked {
+                inner: monitor,
+                clock: clock.clone(),
+                wait_ns: Arc::clone(&wait_ns),
+            }))
+            .clock(clock.clone()),
+            None => AioContext::builder(monitor),
+        };
+        if let Some(world) = &world {
+            let doorbell =
+                SimDoorbell::new(Arc::clone(world)).expect("no eventfd for the sim doorbell");
+            builder = builder.doorbell(Box::new(doorbell));
+        }
+        Fixture {
+            ctx: builder.build().expect("the context could not be made"),
+            world,
+            clock,
+            wait_ns,
+        }
+    }
+}
+
+impl fmt::Debug for Harness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Monitor(_) => f.write_str("Harness(monitor)"),
+            Kind::Sim { observable } => write!(f, "Harness(sim, observable: {observable})"),
+        }
+    }
+}
+
+/// A context under test, with what the test needs around it.
+pub struct Fixture {
+    /// The context.
+    pub ctx: AioContext,
+    world: Option<Arc<SimWorld>>,
+    clock: Option<ManualClock>,
+    wait_ns: Arc<AtomicU64>,
+}
+
+impl Fixture {
+    /// A new fd that the test can make readable.
+    pub fn event(&self) -> TestEvent {
+        TestEvent {
+            notifier: EventNotifier::new().expect("no eventfd for a test event"),
+            world: self.world.clone(),
+        }
+    }
+
+    /// The manual clock.
+    ///
+    /// # Panics
+    ///
+    /// If the fixture runs on the monotonic clock.
+    pub fn clock(&self) -> &ManualClock {
+        self.clock
+            .as_ref()
+            .expect("this fixture runs on the monotonic clock")
+    }
+
+    /// How much the manual clock moves during a wait that returns events
+    /// (default zero): the time the loop "blocked".
+    pub fn set_wait_time(&self, wait: Duration) {
+        self.wait_ns
+            .store(crate::clock::saturating_ns(wait), Ordering::SeqCst);
+    }
+
+    /// The simulated world, on a sim fixture.
+    pub fn world(&self) -> Option<&Arc<SimWorld>> {
+        self.world.as_ref()
+    }
+
+    /// Whether this fixture runs on the simulated monitor.
+    pub fn is_sim(&self) -> bool {
+        self.world.is_some()
+    }
+
+    /// A timer that fails the test (by panicking out of `poll`) if the loop
+    /// is still waiting after `limit`: a lost wake-up fails instead of
+    /// hanging.
+    pub fn watchdog(&self, limit: Duration) -> Timer {
+        let timer = self
+            .ctx
+            .timer(move |_| panic!("watchdog: the loop was still waiting after {limit:?}"));
+        timer.arm_in(limit);
+        timer
+    }
+}
+
+/// A test fd: an eventfd, or on the sim an fd whose readiness lives in the
+/// simulated world.
+pub struct TestEvent {
+    notifier: EventNotifier,
+    world: Option<Arc<SimWorld>>,
+}
+
+impl TestEvent {
+    /// Makes the fd readable.
+    pub fn set(&self) {
+        match &self.world {
+            Some(world) => world.set_ready(self.as_raw_fd(), Readiness::READABLE),
+            None => self.notifier.set().expect("eventfd write failed"),
+        }
+    }
+
+    /// Makes the fd not readable; returns whether it was.
+    pub fn clear(&self) -> bool {
+        match &self.world {
+            Some(world) => world.clear(self.as_raw_fd()).contains(Readiness::READABLE),
+            None => self.notifier.test_and_clear().expect("eventfd read failed"),
+        }
+    }
+}
+
+impl AsRawFd for TestEvent {
+    fn as_raw_fd(&self) -> RawFd {
+        self.notifier.as_raw_fd()
+    }
+}
+
+/// A monitor wrapper for manual-clock fixtures: a wait that times out moves
+/// the clock by its timeout, one that returns events by the wait time.
+struct Clocked {
+    inner: Box<dyn FdMonitor>,
+    clock: ManualClock,
+    wait_ns: Arc<AtomicU64>,
+}
+
+impl FdMonitor for Clocked {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn update(
+        &mut self,
+        fd: RawFd,
+        old: Option<Registration>,
+        new: Option<Registration>,
+    ) -> io::Result<()> {
+        self.inner.update(fd, old, new)
+    }
+
+    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        let before = events.len();
+        self.inner.wait(events, timeout)?;
+        match timeout {
+            Some(timeout) if events.len() == before => self.clock.advance(timeout),
+            _ => self
+                .clock
+                .advance(Duration::from_nanos(self.wait_ns.load(Ordering::SeqCst))),
+        }
+        Ok(())
+    }
+
+    fn pending(&mut self) -> Pending {
+        self.inner.pending()
+    }
+}
+
+/// A shared counter for callbacks.
+#[derive(Clone, Debug, Default)]
+pub struct Count(Rc<Cell<usize>>);
+
+impl Count {
+    /// A counter at zero.
+    pub fn new() -> Count {
+        Count::default()
+    }
+
+    /// Adds one.
+    pub fn hit(&self) {
+        self.0.set(self.0.get() + 1);
+    }
+
+    /// The count.
+    pub fn get(&self) -> usize {
+        self.0.get()
+    }
+}
+
+/// Counts its own drops into a [`Count`]: move one into a closure to see
+/// when (and that only once) the closure is dropped.
+#[derive(Debug)]
+pub struct DropProbe(Count);
+
+impl DropProbe {
+    /// A probe that counts into `count`.
+    pub fn new(count: &Count) -> DropProbe {
+        DropProbe(count.clone())
+    }
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        self.0.hit();
+    }
+}

@@ -1,0 +1,94 @@
+//! Test support (feature `testing`): the conformance suite that every
+//! [`FdMonitor`](crate::FdMonitor) must pass, a simulated monitor, and
+//! small helpers.
+//!
+//! A backend crate runs the whole suite with one line in a test file:
+//!
+//! ```no_run
+//! # mod my_backend { pub use aio_core::testing::SleepMonitor as MyMonitor; }
+//! // tests/conformance.rs of a backend crate
+//! aio_core::conformance_tests!(aio_core::testing::Harness::new(|| {
+//!     Ok(Box::new(my_backend::MyMonitor::new()))
+//! }));
+//! ```
+
+mod harness;
+mod sim;
+mod sleep;
+pub mod suite;
+
+pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
+pub use sim::{SimMonitor, SimWorld};
+pub use sleep::SleepMonitor;
+
+/// The token of the handler registered for `fd`, for tests that inject
+/// events by hand.
+pub fn token_of(ctx: &crate::AioContext, fd: std::os::fd::RawFd) -> Option<crate::Token> {
+    ctx.inner.registry.borrow().by_fd(fd).map(|node| node.token)
+}
+
+/// Emits one `#[test]` per conformance case, each run on a fresh fixture
+/// from the given [`Harness`] expression.
+///
+/// ```no_run
+/// aio_core::conformance_tests!(aio_core::testing::Harness::sim());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::__conformance_cases! { $harness;
+            bh::bh_schedule_runs_once,
+            bh::bh_schedule_is_idempotent,
+            bh::bh_rescheduling_itself_runs_once_per_poll,
+            bh::bh_cancel_before_run,
+            bh::bh_drop_before_run,
+            bh::bh_deletes_itself,
+            bh::bh_four_delete_themselves,
+            bh::oneshot_runs_once_in_order,
+            bh::bh_scheduled_during_run_or_nested_runs_once,
+            bh::bh_nested_poll_runs_parents_remaining_jobs,
+            bh::bh_idle_runs_within_10ms,
+            bh::bh_from_another_thread_wakes_poll,
+            bh::remote_closure_runs_on_home_thread,
+            notifiers::notifier_add_remove_unset,
+            notifiers::notifier_set_runs_handler_once,
+            notifiers::notifier_set_makes_blocking_poll_return,
+            notifiers::notifier_resetting_itself_runs_each_poll,
+            timers::timer_fires_at_deadline_not_before,
+            timers::timer_rearms_from_callback,
+            timers::timers_fire_in_order_and_cancel,
+            timers::blocking_poll_sleeps_until_nearest_timer,
+            timers::blocking_poll_wakes_for_timer_real_clock,
+            handlers::handler_removes_itself,
+            handlers::handler_removes_other_ready_handler,
+            handlers::handler_replaces_itself,
+            handlers::nested_poll_from_callback,
+            handlers::stale_event_never_reaches_new_handler,
+            handlers::external_handlers_held_back_while_disabled,
+            handlers::disabled_external_fd_does_not_spin,
+            handlers::removing_unknown_fd_is_noop,
+            handlers::bad_fds_are_refused,
+            polling::poll_yes_runs_poll_ready,
+            polling::poll_begin_end_pair_up,
+            polling::final_poll_after_poll_end_catches_work,
+            polling::poll_time_grows_and_shrinks,
+            polling::polling_off_never_polls,
+            remote::notify_wakes_blocking_poll_without_progress,
+            remote::notify_before_poll_is_not_lost,
+            remote::notify_burst_costs_one_doorbell_write,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($harness:expr; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::suite::$module::$case(&$harness);
+            }
+        )*
+    };
+}

@@ -1,0 +1,259 @@
+//! Adaptive busy polling: `poll` / `poll_ready`, `poll_begin` / `poll_end`
+//! pairing, and the growth and shrinking of poll times (manual clock).
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::testing::{Count, Fixture, Harness, TestEvent};
+use crate::{FdHandler, PollParams};
+
+/// A device with a work flag that its `poll` callback checks.
+struct Device {
+    ev: Rc<TestEvent>,
+    work: Rc<Cell<bool>>,
+    reads: Count,
+    readies: Count,
+    begins: Count,
+    ends: Count,
+}
+
+impl Device {
+    fn register(f: &Fixture) -> Device {
+        let device = Device {
+            ev: Rc::new(f.event()),
+            work: Rc::default(),
+            reads: Count::new(),
+            readies: Count::new(),
+            begins: Count::new(),
+            ends: Count::new(),
+        };
+        f.ctx
+            .set_fd_handler(&*device.ev, Some(device.handler()))
+            .unwrap();
+        device
+    }
+
+    fn handler(&self) -> FdHandler {
+        let (ev, reads) = (Rc::clone(&self.ev), self.reads.clone());
+        let (work, readies) = (Rc::clone(&self.work), self.readies.clone());
+        let check = Rc::clone(&self.work);
+        let (begins, ends) = (self.begins.clone(), self.ends.clone());
+        FdHandler::new()
+            .on_read(move |_| {
+                ev.clear();
+                reads.hit();
+            })
+            .on_poll(
+                move || check.get(),
+                move |_| {
+                    work.set(false);
+                    readies.hit();
+                },
+            )
+            .on_poll_begin(move || begins.hit())
+            .on_poll_end(move || ends.hit())
+    }
+
+    /// Makes the fd fire once, so the handler joins the polled list.
+    fn kick(&self, f: &Fixture) {
+        self.ev.set();
+        assert!(f.ctx.poll(true).unwrap());
+    }
+}
+
+fn polling_fixture(h: &Harness) -> Fixture {
+    let f = h.fixture_manual();
+    // Every clock reading moves time by 100 ns, so busy-poll windows end.
+    f.clock().auto_advance(Duration::from_nanos(100));
+    f.ctx.set_poll_params(PollParams::IOTHREAD);
+    f
+}
+
+/// A handler whose `poll` says yes is served through `poll_ready`, without
+/// a blocking wait.
+pub fn poll_yes_runs_poll_ready(h: &Harness) {
+    let f = polling_fixture(h);
+    let device = Device::register(&f);
+    f.set_wait_time(Duration::from_micros(1));
+    device.kick(&f);
+    assert_eq!(device.reads.get(), 1);
+    assert!(
+        f.ctx.poll_time(&*device.ev).unwrap() > Duration::ZERO,
+        "joined the polled list and grew"
+    );
+    device.work.set(true);
+    let before = f.ctx.stats();
+    assert!(f.ctx.poll(true).unwrap());
+    let after = f.ctx.stats();
+    assert_eq!(device.readies.get(), 1, "poll_ready ran");
+    assert_eq!(device.reads.get(), 1, "the fd was not involved");
+    assert_eq!(after.poll_hits - before.poll_hits, 1);
+    assert_eq!(
+        after.blocking_waits, before.blocking_waits,
+        "no blocking wait"
+    );
+    f.ctx.set_fd_handler(&*device.ev, None).unwrap();
+}
+
+/// `poll_begin` and `poll_end` come in pairs: poll mode is left only when
+/// the loop blocks, a loop that keeps finding work stays in it, and
+/// removing the handler while it is polled ends it.
+pub fn poll_begin_end_pair_up(h: &Harness) {
+    let f = polling_fixture(h);
+    let device = Device::register(&f);
+    f.set_wait_time(Duration::from_micros(1));
+    device.kick(&f);
+    assert_eq!((device.begins.get(), device.ends.get()), (0, 0));
+
+    // Work found by polling: poll mode starts and stays on.
+    for _ in 0..3 {
+        device.work.set(true);
+        f.ctx.poll(true).unwrap();
+    }
+    assert_eq!(
+        (device.begins.get(), device.ends.get()),
+        (1, 0),
+        "stays in poll mode while it finds work"
+    );
+
+    // Nothing found: the loop leaves poll mode before it blocks (until a timer).
+    let timer = f.ctx.timer(|_| {});
+    timer.arm_in(Duration::from_micros(200));
+    f.ctx.poll(true).unwrap();
+    assert_eq!(
+        (device.begins.get(), device.ends.get()),
+        (1, 1),
+        "left poll mode to block"
+    );
+
+    // Back in poll mode, then removed while polled.
+    device.work.set(true);
+    f.ctx.poll(true).unwrap();
+    assert_eq!(device.begins.get(), 2);
+    f.ctx.set_fd_handler(&*device.ev, None).unwrap();
+    assert_eq!(device.ends.get(), 2, "removal while polled ends poll mode");
+}
+
+/// A final `poll` after `poll_end` catches work that arrived while the
+/// device turned its notifications back on.
+pub fn final_poll_after_poll_end_catches_work(h: &Harness) {
+    let f = polling_fixture(h);
+    let ev = Rc::new(f.event());
+    let work = Rc::new(Cell::new(false));
+    let readies = Count::new();
+    let (e, w, c, r, end_w) = (
+        Rc::clone(&ev),
+        Rc::clone(&work),
+        Rc::clone(&work),
+        readies.clone(),
+        Rc::clone(&work),
+    );
+    f.ctx
+        .set_fd_handler(
+            &*ev,
+            Some(
+                FdHandler::new()
+                    .on_read(move |_| {
+                        e.clear();
+                    })
+                    .on_poll(
+                        move || c.get(),
+                        move |_| {
+                            w.set(false);
+                            r.hit();
+                        },
+                    )
+                    // Work lands just as notifications are re-enabled.
+                    .on_poll_end(move || end_w.set(true)),
+            ),
+        )
+        .unwrap();
+    f.set_wait_time(Duration::from_micros(1));
+    ev.set();
+    f.ctx.poll(true).unwrap(); // joins the polled list
+    let timer = f.ctx.timer(|_| {});
+    timer.arm_in(Duration::from_millis(1));
+    let before = f.ctx.stats();
+    assert!(
+        f.ctx.poll(true).unwrap(),
+        "the final poll found work: progress"
+    );
+    assert_eq!(readies.get(), 1);
+    assert_eq!(
+        f.ctx.stats().blocking_waits,
+        before.blocking_waits,
+        "and the loop did not block"
+    );
+    f.ctx.set_fd_handler(&*ev, None).unwrap();
+}
+
+/// Poll time starts at 4 us, doubles while the loop blocked longer than it
+/// but less than `max_ns`, stays when polling would have caught the event,
+/// and resets when the loop blocked longer than `max_ns`.
+pub fn poll_time_grows_and_shrinks(h: &Harness) {
+    let f = polling_fixture(h);
+    let device = Device::register(&f);
+    let poll_ns = || f.ctx.poll_time(&*device.ev).map(|d| d.as_nanos());
+
+    assert_eq!(poll_ns(), None, "not polled before it was ever ready");
+    f.set_wait_time(Duration::from_micros(1));
+    device.kick(&f);
+    assert_eq!(poll_ns(), Some(4_000), "starts at 4 us");
+
+    // Blocked longer than the poll time, under 32 us. (A monitor that sees
+    // readiness in user space ends the window as soon as the kick shows, so
+    // the blocking time is the wait's.)
+    f.set_wait_time(Duration::from_micros(5));
+    device.kick(&f);
+    assert_eq!(poll_ns(), Some(8_000));
+    f.set_wait_time(Duration::from_micros(9));
+    device.kick(&f);
+    assert_eq!(poll_ns(), Some(16_000));
+
+    // Polling finds the work at once: the iteration barely blocked.
+    device.work.set(true);
+    f.ctx.poll(true).unwrap();
+    assert_eq!(device.readies.get(), 1);
+    assert_eq!(poll_ns(), Some(16_000), "kept: polling caught it");
+
+    // Blocked for longer than max_ns: reset (shrink 0).
+    f.set_wait_time(Duration::from_micros(40));
+    device.kick(&f);
+    assert_eq!(poll_ns(), Some(0));
+
+    // Growth factor and shrink divisor as set.
+    f.ctx.set_poll_params(PollParams {
+        max_ns: 1_000_000,
+        grow: 4,
+        shrink: 2,
+    });
+    f.set_wait_time(Duration::from_micros(1));
+    device.kick(&f);
+    assert_eq!(poll_ns(), Some(4_000));
+    f.set_wait_time(Duration::from_micros(5));
+    device.kick(&f);
+    assert_eq!(poll_ns(), Some(16_000), "grew by 4");
+    f.set_wait_time(Duration::from_millis(2));
+    device.kick(&f);
+    assert_eq!(poll_ns(), Some(8_000), "shrank by 2");
+    assert_eq!(f.ctx.stats().max_poll_ns, 8_000);
+    f.ctx.set_fd_handler(&*device.ev, None).unwrap();
+}
+
+/// With polling off (`max_ns = 0`), nothing is busy-polled.
+pub fn polling_off_never_polls(h: &Harness) {
+    let f = polling_fixture(h);
+    f.ctx.set_poll_params(PollParams::OFF);
+    let device = Device::register(&f);
+    device.kick(&f);
+    device.work.set(true);
+    device.ev.set();
+    f.ctx.poll(true).unwrap();
+    let stats = f.ctx.stats();
+    assert_eq!((stats.poll_hits, stats.poll_misses), (0, 0));
+    assert_eq!(device.begins.get(), 0);
+    assert_eq!(device.readies.get(), 0);
+    assert_eq!(device.reads.get(), 2);
+    f.ctx.set_fd_handler(&*device.ev, None).unwrap();
+}

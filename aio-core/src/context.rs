@@ -81,9 +81,9 @@ pub(crate) struct Inner {
 /// clock.
 ///
 /// ```
-/// use aio_core::{AioContext, ManualClock, PollParams, testing::SleepMonitor};
+/// use aio_core::{ContextBuilder, ManualClock, PollParams, testing::SleepMonitor};
 ///
-/// let ctx = AioContext::builder(Box::new(SleepMonitor::new()))
+/// let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
 ///     .poll_params(PollParams::IOTHREAD)
 ///     .clock(ManualClock::new())
 ///     .build()?;
@@ -100,6 +100,17 @@ pub struct ContextBuilder {
 }
 
 impl ContextBuilder {
+    /// A builder for a context on `monitor`.
+    pub fn new(monitor: Box<dyn FdMonitor>) -> ContextBuilder {
+        ContextBuilder {
+            monitor,
+            params: PollParams::default(),
+            clock: Clock::monotonic(),
+            backend: None,
+            doorbell: None,
+        }
+    }
+
     /// Sets the busy-polling parameters (default: no polling).
     pub fn poll_params(mut self, params: PollParams) -> ContextBuilder {
         self.params = params;
@@ -161,18 +172,7 @@ impl ContextBuilder {
 impl AioContext {
     /// A context on `monitor`, with polling off and the monotonic clock.
     pub fn with_monitor(monitor: Box<dyn FdMonitor>) -> io::Result<AioContext> {
-        AioContext::builder(monitor).build()
-    }
-
-    /// A builder for a context on `monitor`.
-    pub fn builder(monitor: Box<dyn FdMonitor>) -> ContextBuilder {
-        ContextBuilder {
-            monitor,
-            params: PollParams::default(),
-            clock: Clock::monotonic(),
-            backend: None,
-            doorbell: None,
-        }
+        ContextBuilder::new(monitor).build()
     }
 
     /// Registers, replaces or removes the handler of `fd`.

@@ -164,10 +164,10 @@ impl Timers {
 ///
 /// ```
 /// use std::{cell::Cell, rc::Rc, time::Duration};
-/// use aio_core::{AioContext, ManualClock, testing::SleepMonitor};
+/// use aio_core::{ContextBuilder, ManualClock, testing::SleepMonitor};
 ///
 /// let clock = ManualClock::new();
-/// let ctx = AioContext::builder(Box::new(SleepMonitor::new())).clock(clock.clone()).build()?;
+/// let ctx = ContextBuilder::new(Box::new(SleepMonitor::new())).clock(clock.clone()).build()?;
 /// let fired = Rc::new(Cell::new(false));
 /// let f = fired.clone();
 /// let timer = ctx.timer(move |_ctx| f.set(true));

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::sim::{SimDoorbell, SimWorld};
 use crate::{
-    AioContext, EventNotifier, FdMonitor, ManualClock, Pending, Readiness, ReadyEvent,
-    Registration, Timer,
+    AioContext, ContextBuilder, EventNotifier, FdMonitor, ManualClock, Pending, Readiness,
+    ReadyEvent, Registration, Timer,
 };
 
 type MakeMonitor = Rc<dyn Fn() -> io::Result<Box<dyn FdMonitor>>>;
@@ -92,13 +92,13 @@ impl Harness {
         };
         let wait_ns = Arc::new(AtomicU64::new(0));
         let mut builder = match &clock {
-            Some(clock) => AioContext::builder(Box::new(Clocked {
+            Some(clock) => ContextBuilder::new(Box::new(Clocked {
                 inner: monitor,
                 clock: clock.clone(),
                 wait_ns: Arc::clone(&wait_ns),
             }))
             .clock(clock.clone()),
-            None => AioContext::builder(monitor),
+            None => ContextBuilder::new(monitor),
         };
         if let Some(world) = &world {
             let doorbell =

@@ -272,10 +272,9 @@ impl Node {
         if self.polled.begun.replace(true) {
             return;
         }
-        if let Some(begin) = self.poll.as_ref().and_then(|p| p.begin.as_ref()) {
-            if let Ok(mut begin) = begin.try_borrow_mut() {
-                begin();
-            }
+        let begin = self.poll.as_ref().and_then(|p| p.begin.as_ref());
+        if let Some(Ok(mut begin)) = begin.map(RefCell::try_borrow_mut) {
+            begin();
         }
     }
 
@@ -284,10 +283,9 @@ impl Node {
         if !self.polled.begun.replace(false) {
             return;
         }
-        if let Some(end) = self.poll.as_ref().and_then(|p| p.end.as_ref()) {
-            if let Ok(mut end) = end.try_borrow_mut() {
-                end();
-            }
+        let end = self.poll.as_ref().and_then(|p| p.end.as_ref());
+        if let Some(Ok(mut end)) = end.map(RefCell::try_borrow_mut) {
+            end();
         }
     }
 }

@@ -22,7 +22,8 @@ impl AioContext {
     ///
     /// A callback may call `poll` again (a nested iteration): the handler
     /// whose callback is running is not called again until it returns, and
-    /// removed handlers are freed when the outermost call returns. A panic
+    /// removed handlers are freed by the outermost call, after its dispatch
+    /// phase and again as it returns. A panic
     /// in a callback unwinds out of `poll`, and the context stays usable.
     ///
     /// # Errors

@@ -69,3 +69,8 @@ pub mod prelude {
         Remote, Timer,
     };
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,102 @@
+//! Moving every registration to another monitor at run time.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use aio_core::testing::{Count, Harness};
+use aio_core::{FdHandler, FdMonitor, Pending, ReadyEvent, Registration, Selection};
+
+#[test]
+fn pending_readiness_survives_the_move() {
+    let f = Harness::sim().fixture();
+    let world = f.world().unwrap();
+    let ev = Rc::new(f.event());
+    let runs = Count::new();
+    let (e, r) = (Rc::clone(&ev), runs.clone());
+    f.ctx
+        .set_fd_handler(
+            &*ev,
+            Some(FdHandler::new().on_read(move |_| {
+                e.clear();
+                r.hit();
+            })),
+        )
+        .unwrap();
+    ev.set();
+    f.ctx.set_monitor(Box::new(world.monitor())).unwrap();
+    assert_eq!(f.ctx.backend().selection, Selection::Moved { from: "sim" });
+    assert!(
+        f.ctx.poll(false).unwrap(),
+        "the readiness pending before the move is seen after it"
+    );
+    assert_eq!(runs.get(), 1);
+    // The context's own notifier moved too.
+    let remote = f.ctx.remote();
+    let _watchdog = f.watchdog(Duration::from_secs(20));
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(10));
+        remote.notify();
+    });
+    assert!(!f.ctx.poll(true).unwrap());
+}
+
+/// A monitor that refuses every registration.
+struct Refusing;
+
+impl FdMonitor for Refusing {
+    fn name(&self) -> &'static str {
+        "refusing"
+    }
+    fn update(
+        &mut self,
+        _: RawFd,
+        _: Option<Registration>,
+        _: Option<Registration>,
+    ) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::ENOMEM))
+    }
+    fn wait(&mut self, _: &mut Vec<ReadyEvent>, _: Option<Duration>) -> io::Result<()> {
+        unreachable!("never installed")
+    }
+    fn pending(&mut self) -> Pending {
+        Pending::Unknown
+    }
+}
+
+#[test]
+fn refused_move_keeps_the_old_monitor() {
+    let f = Harness::sim().fixture();
+    let ev = Rc::new(f.event());
+    let runs = Count::new();
+    let (e, r) = (Rc::clone(&ev), runs.clone());
+    f.ctx
+        .set_fd_handler(
+            ev.as_raw_fd(),
+            Some(FdHandler::new().on_read(move |_| {
+                e.clear();
+                r.hit();
+            })),
+        )
+        .unwrap();
+    let err = f.ctx.set_monitor(Box::new(Refusing)).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
+    assert_eq!(f.ctx.backend().name, "sim");
+    ev.set();
+    assert!(f.ctx.poll(false).unwrap());
+    assert_eq!(runs.get(), 1);
+}
+
+#[test]
+fn no_move_inside_poll() {
+    let f = Harness::sim().fixture();
+    let world = Rc::new(f.world().unwrap().clone());
+    let result = Rc::new(std::cell::RefCell::new(None));
+    let (w, res) = (Rc::clone(&world), Rc::clone(&result));
+    f.ctx.schedule_oneshot(move |ctx| {
+        *res.borrow_mut() = Some(ctx.set_monitor(Box::new(w.monitor())).map_err(|e| e.kind()));
+    });
+    f.ctx.poll(false).unwrap();
+    assert_eq!(*result.borrow(), Some(Err(io::ErrorKind::ResourceBusy)));
+}

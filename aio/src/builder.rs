@@ -32,6 +32,16 @@ impl Backend {
 
     /// The backends `Auto` tries, best first.
     const PREFERENCE: &'static [Backend] = &[Backend::Poll];
+
+    /// Sets up this backend's monitor on its own, for a context built with
+    /// [`ContextBuilder`] or for running the conformance suite on it.
+    ///
+    /// # Errors
+    ///
+    /// If the backend is not compiled in or the machine refuses it.
+    pub fn open(self) -> io::Result<Box<dyn FdMonitor>> {
+        open(self)
+    }
 }
 
 impl fmt::Display for Backend {
@@ -109,26 +119,7 @@ impl Builder {
     /// error of a forced backend; the error of the last candidate if every
     /// one failed.
     pub fn build(self) -> io::Result<AioContext> {
-        let from_env = match env::var(BACKEND_ENV) {
-            Ok(value) => Some(
-                value
-                    .parse::<Backend>()
-                    .map_err(|e| io::Error::new(e.kind(), format!("{BACKEND_ENV}: {e}")))?,
-            ),
-            Err(env::VarError::NotPresent) => None,
-            Err(env::VarError::NotUnicode(_)) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{BACKEND_ENV} is not valid UTF-8"),
-                ));
-            }
-        };
-        let forced = match (self.backend, from_env) {
-            (Some(Backend::Auto), _) | (None, None | Some(Backend::Auto)) => None,
-            (Some(backend), _) => Some((backend, "builder")),
-            (None, Some(backend)) => Some((backend, BACKEND_ENV)),
-        };
-        let (monitor, info) = match forced {
+        let (monitor, info) = match forced(self.backend, env::var(BACKEND_ENV))? {
             Some((backend, by)) => (open(backend)?, BackendInfo::forced(backend.name(), by)),
             None => select()?,
         };
@@ -140,6 +131,32 @@ impl Builder {
         }
         builder.build()
     }
+}
+
+/// The backend forced by the builder or, failing that, by `AIO_BACKEND`,
+/// and who forced it; `None` to pick the best. The builder's explicit choice
+/// (`Auto` included) wins over the variable.
+fn forced(
+    builder: Option<Backend>,
+    env: Result<String, env::VarError>,
+) -> io::Result<Option<(Backend, &'static str)>> {
+    if let Some(backend) = builder {
+        return Ok((backend != Backend::Auto).then_some((backend, "builder")));
+    }
+    let value = match env {
+        Ok(value) => value,
+        Err(env::VarError::NotPresent) => return Ok(None),
+        Err(env::VarError::NotUnicode(_)) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{BACKEND_ENV} is not valid UTF-8"),
+            ));
+        }
+    };
+    let backend = value
+        .parse::<Backend>()
+        .map_err(|e| io::Error::new(e.kind(), format!("{BACKEND_ENV}: {e}")))?;
+    Ok((backend != Backend::Auto).then_some((backend, BACKEND_ENV)))
 }
 
 /// Tries the backends best first; records why each refused one was skipped.
@@ -181,4 +198,69 @@ fn not_compiled(backend: Backend) -> io::Error {
         io::ErrorKind::Unsupported,
         format!("the {backend} backend is not compiled in (cargo feature)"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(value: &str) -> Result<String, env::VarError> {
+        Ok(value.to_owned())
+    }
+
+    #[test]
+    fn nothing_forced_picks_the_best() {
+        assert_eq!(forced(None, Err(env::VarError::NotPresent)).unwrap(), None);
+        assert_eq!(forced(None, var("auto")).unwrap(), None);
+        assert_eq!(
+            forced(Some(Backend::Auto), var("poll")).unwrap(),
+            None,
+            "the builder's Auto wins"
+        );
+    }
+
+    #[test]
+    fn environment_forces_a_backend() {
+        assert_eq!(
+            forced(None, var("poll")).unwrap(),
+            Some((Backend::Poll, BACKEND_ENV))
+        );
+        assert_eq!(
+            forced(None, var(" POLL ")).unwrap(),
+            Some((Backend::Poll, BACKEND_ENV))
+        );
+    }
+
+    #[test]
+    fn builder_wins_over_environment() {
+        assert_eq!(
+            forced(Some(Backend::Poll), var("bogus")).unwrap(),
+            Some((Backend::Poll, "builder"))
+        );
+    }
+
+    #[test]
+    fn unknown_backend_is_an_error() {
+        let err = forced(None, var("kqueue")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains(BACKEND_ENV), "{err}");
+        assert!(err.to_string().contains("kqueue"), "{err}");
+        let not_unicode = env::VarError::NotUnicode(std::ffi::OsString::from("x"));
+        assert_eq!(
+            forced(None, Err(not_unicode)).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn the_report_says_which_backend_and_why() {
+        let ctx = Builder::new().backend(Backend::Poll).build().unwrap();
+        let info = ctx.backend();
+        assert_eq!(info.name, "poll");
+        assert_eq!(
+            info.selection,
+            aio_core::Selection::Forced { by: "builder" }
+        );
+        assert_eq!(info.to_string(), "poll (forced by builder)");
+    }
 }

@@ -163,7 +163,7 @@ fn polled_device(
             panic!("{name}");
         }
     };
-    let (b1, b2, b3, b4) = (boom.clone(), boom.clone(), boom.clone(), boom);
+    let (b1, b2, b3, b4) = (boom, boom, boom, boom);
     let handler = FdHandler::new()
         .on_read(move |_| {
             e.clear();

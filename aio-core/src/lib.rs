@@ -9,7 +9,7 @@
 //! This crate holds no kernel backend: a context runs on any [`FdMonitor`],
 //! the small trait that the `fdmon-*` crates implement. Most users depend on
 //! the `aio` facade instead, which picks the best monitor the machine
-//! allows. With the `testing` feature, [`testing`] holds the conformance
+//! allows. With the `testing` feature, the `testing` module holds the conformance
 //! suite that every monitor must pass, and a simulated monitor.
 //!
 //! ```

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub(crate) ready_lists: RefCell<Vec<Vec<ReadyEvent>>>,
     /// Number of the current iteration; orders readiness across nesting.
     pub(crate) iteration: Cell<u64>,
+    /// When the monitor was last asked what is ready.
+    pub(crate) last_wait: Cell<u64>,
     pub(crate) bhs: BottomHalves,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) clock: Clock,
@@ -184,6 +186,7 @@ impl ContextBuilder {
                 deferred: RefCell::default(),
                 ready_lists: RefCell::default(),
                 iteration: Cell::new(0),
+                last_wait: Cell::new(0),
                 bhs: BottomHalves::default(),
                 timers: RefCell::default(),
                 clock: self.clock,

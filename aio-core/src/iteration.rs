@@ -10,6 +10,10 @@ use crate::monitor::{Pending, ReadyEvent};
 use crate::polling::as_duration;
 use crate::stats::Counters;
 
+/// The longest a loop that never blocks goes without asking the kernel which
+/// fds are ready, when the `poll` callbacks cover every fd.
+const FD_CHECK_INTERVAL_NS: u64 = 50_000;
+
 impl AioContext {
     /// Runs one iteration of the loop. Returns whether it made progress: a
     /// callback other than the context's own notifier ran.
@@ -49,8 +53,13 @@ impl AioContext {
             progress = true;
             timeout = Some(0);
         }
-        self.wait(&mut ready.events, timeout)?;
-        let block_ns = inner.clock.now_ns().saturating_sub(start);
+        self.wait(&mut ready.events, timeout, start)?;
+        // How long the iteration blocked, for adapting poll times.
+        let block_ns = if inner.params.get().max_ns > 0 {
+            inner.clock.now_ns().saturating_sub(start)
+        } else {
+            0
+        };
 
         progress |= self.run_bottom_halves();
         progress |= self.dispatch(&ready.events, iteration, block_ns);
@@ -83,17 +92,23 @@ impl AioContext {
 
     /// Announces the block (if the loop may block), waits in the monitor,
     /// withdraws the announcement and accepts any notification.
-    fn wait(&self, events: &mut Vec<ReadyEvent>, mut timeout: Option<u64>) -> io::Result<()> {
+    fn wait(
+        &self,
+        events: &mut Vec<ReadyEvent>,
+        mut timeout: Option<u64>,
+        now: u64,
+    ) -> io::Result<()> {
         let inner = &*self.inner;
         let announced = (timeout != Some(0)).then(|| Announced::new(inner));
         if announced.as_ref().is_some_and(|a| a.already_notified) {
             timeout = Some(0);
         }
-        let result = if timeout != Some(0) || inner.monitor.borrow_mut().pending() != Pending::No {
+        let result = if timeout != Some(0) || self.needs_zero_timeout_wait(now) {
             Counters::bump(&inner.counters.waits);
             if timeout != Some(0) {
                 Counters::bump(&inner.counters.blocking_waits);
             }
+            inner.last_wait.set(now);
             inner
                 .monitor
                 .borrow_mut()
@@ -104,6 +119,24 @@ impl AioContext {
         drop(announced);
         inner.shared.notify.accept();
         result
+    }
+
+    /// Whether a non-blocking iteration must ask the kernel what is ready.
+    /// Not if the monitor shows that nothing is, nor, for up to
+    /// [`FD_CHECK_INTERVAL_NS`] at a time, if every watched fd's work shows
+    /// in a `poll` callback (the loop just asked them): a system call saved
+    /// per iteration, as QEMU does, with a bound on how long an fd event
+    /// that a `poll` callback does not report can wait.
+    fn needs_zero_timeout_wait(&self, now: u64) -> bool {
+        let pending = self.inner.monitor.borrow_mut().pending();
+        match pending {
+            Pending::No => false,
+            Pending::Yes => true,
+            Pending::Unknown => {
+                now.saturating_sub(self.inner.last_wait.get()) >= FD_CHECK_INTERVAL_NS
+                    || !self.polling_covers_every_fd()
+            }
+        }
     }
 }
 

@@ -110,6 +110,9 @@ impl AioContext {
     /// `poll` said yes.
     pub(crate) fn busy_poll(&self, ready: &mut Vec<ReadyEvent>, timeout: &mut Option<u64>) -> bool {
         let inner = &self.inner;
+        if *timeout == Some(0) {
+            return self.poll_once(ready);
+        }
         let window = self.largest_poll_ns().min(timeout.unwrap_or(u64::MAX));
         if window == 0 || !self.polling_possible() {
             return false;
@@ -147,6 +150,28 @@ impl AioContext {
         progress
     }
 
+    /// With a zero timeout there is no window to poll in, but what the poll
+    /// callbacks see is ready now: ask each polled handler once, without
+    /// entering poll mode.
+    fn poll_once(&self, ready: &mut Vec<ReadyEvent>) -> bool {
+        if self.inner.params.get().max_ns == 0 || self.inner.polled.borrow().is_empty() {
+            return false;
+        }
+        let now = self.inner.clock.now_ns();
+        self.poll_handlers_once(ready, now).1
+    }
+
+    /// Whether every watched fd's work shows without asking the kernel: each
+    /// watched handler is on the polled list and polling is on, so its
+    /// `poll` callback is asked every iteration (or no user fd is watched at
+    /// all, and the notifier's flag tells everything). A zero-timeout wait
+    /// may then be skipped for a while.
+    pub(crate) fn polling_covers_every_fd(&self) -> bool {
+        let polling = self.inner.params.get().max_ns > 0;
+        self.inner.registry.borrow().all_watched_listed()
+            && (polling || self.inner.polled.borrow().is_empty())
+    }
+
     /// Leaves poll mode before the loop blocks: `poll_end`, then each `poll`
     /// once more, since work can arrive between the last poll and the
     /// moment the device turns its notifications back on. Returns whether
@@ -168,9 +193,10 @@ impl AioContext {
 
     /// Puts a handler that just became ready on the polled list.
     pub(crate) fn list_polled(&self, node: &Rc<Node>) {
-        if !node.has_poll() || node.deleted.get() || node.polled.listed.replace(true) {
+        if !node.has_poll() || node.deleted.get() || node.polled.listed.get() {
             return;
         }
+        self.inner.registry.borrow_mut().set_listed(node, true);
         node.polled.idle_deadline.set(0);
         self.inner.polled.borrow_mut().push(Rc::clone(node));
         if self.inner.poll_mode.get() {
@@ -180,9 +206,10 @@ impl AioContext {
 
     /// Takes a handler off the polled list, ending its poll mode.
     pub(crate) fn unlist_polled(&self, node: &Rc<Node>) {
-        if !node.polled.listed.replace(false) {
+        if !node.polled.listed.get() {
             return;
         }
+        self.inner.registry.borrow_mut().set_listed(node, false);
         self.inner
             .polled
             .borrow_mut()

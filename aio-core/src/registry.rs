@@ -23,6 +23,10 @@ pub(crate) struct Registry {
     /// while there is one, busy polling on a monitor that cannot see
     /// readiness in user space would starve it.
     watched_without_poll: usize,
+    /// Watched handlers that are not on the polled list (those without a
+    /// `poll` callback included): while there is none, every watched fd's
+    /// work shows in some `poll` callback.
+    watched_unlisted: usize,
 }
 
 impl Registry {
@@ -110,6 +114,23 @@ impl Registry {
         self.watched_without_poll == 0
     }
 
+    /// Whether every watched handler is on the polled list.
+    pub(crate) fn all_watched_listed(&self) -> bool {
+        self.watched_unlisted == 0
+    }
+
+    /// Puts `node` on or off the polled list, keeping the counts right.
+    pub(crate) fn set_listed(&mut self, node: &Node, listed: bool) {
+        let registered = !node.deleted.get();
+        if registered {
+            self.count(node, -1);
+        }
+        node.polled.listed.set(listed);
+        if registered {
+            self.count(node, 1);
+        }
+    }
+
     /// Every registered node.
     pub(crate) fn nodes(&self) -> impl Iterator<Item = &Rc<Node>> {
         self.nodes.values()
@@ -119,6 +140,7 @@ impl Registry {
     pub(crate) fn drain(&mut self) -> Vec<Rc<Node>> {
         self.by_fd.clear();
         self.watched_without_poll = 0;
+        self.watched_unlisted = 0;
         let nodes: Vec<Rc<Node>> = self.nodes.drain().map(|(_, node)| node).collect();
         for node in &nodes {
             node.deleted.set(true);
@@ -131,9 +153,12 @@ impl Registry {
     }
 
     fn count(&mut self, node: &Node, delta: isize) {
-        let watched = self.registration(node).is_some();
-        if watched && !node.has_poll() && node.counts_as_progress() {
+        let watched = self.registration(node).is_some() && node.counts_as_progress();
+        if watched && !node.has_poll() {
             self.watched_without_poll = self.watched_without_poll.saturating_add_signed(delta);
+        }
+        if watched && !node.polled.listed.get() {
+            self.watched_unlisted = self.watched_unlisted.saturating_add_signed(delta);
         }
     }
 }

@@ -253,6 +253,9 @@ impl AioContext {
     /// A timer re-armed by a callback for a time that has passed already
     /// runs in the next iteration, so a run always ends.
     pub(crate) fn run_timers(&self) -> bool {
+        if self.inner.timers.borrow().next_deadline().is_none() {
+            return false;
+        }
         let now = self.inner.clock.now_ns();
         let armed_before = self.inner.timers.borrow().next_seq;
         let mut progress = false;

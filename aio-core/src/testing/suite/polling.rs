@@ -257,3 +257,41 @@ pub fn polling_off_never_polls(h: &Harness) {
     assert_eq!(device.reads.get(), 2);
     f.ctx.set_fd_handler(&*device.ev, None).unwrap();
 }
+
+/// With polling on and every watched handler on the polled list, a
+/// non-blocking iteration asks the `poll` callbacks instead of the kernel;
+/// the kernel is still asked at least every 50 us, so fd readiness that no
+/// `poll` callback reports is not starved.
+pub fn covered_loop_asks_poll_callbacks_and_kernel_every_50us(h: &Harness) {
+    let f = h.fixture_manual();
+    f.ctx.set_poll_params(PollParams::IOTHREAD);
+    let device = Device::register(&f);
+    device.kick(&f); // now on the polled list: every watched fd is covered
+
+    let before = f.ctx.stats();
+    for i in 1..=10 {
+        device.work.set(true);
+        assert!(f.ctx.poll(false).unwrap());
+        assert_eq!(
+            device.readies.get(),
+            i,
+            "poll(false) asked the poll callback"
+        );
+    }
+    assert_eq!(
+        f.ctx.stats().waits,
+        before.waits,
+        "no wait while the poll callbacks cover every fd"
+    );
+
+    // Readiness that the poll callback does not report.
+    device.ev.set();
+    f.clock().advance(Duration::from_micros(50));
+    assert!(f.ctx.poll(false).unwrap());
+    assert_eq!(
+        device.reads.get(),
+        2,
+        "seen by the kernel check within 50 us"
+    );
+    f.ctx.set_fd_handler(&*device.ev, None).unwrap();
+}

@@ -1,20 +1,20 @@
-//! `AioContext`: its state, its construction, and the registration of fd
-//! handlers. The iteration itself lives in `iteration.rs`, busy polling in
+//! `AioContext`: its state and the registration of fd handlers. It is built
+//! in `builder.rs`; the iteration lives in `iteration.rs`, busy polling in
 //! `polling.rs`, dispatch in `dispatch.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::num::NonZeroU64;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Stats;
 use crate::backend::BackendInfo;
 use crate::bh::BottomHalves;
-use crate::clock::{Clock, saturating_ns};
-use crate::doorbell::Doorbell;
+use crate::builder::ContextBuilder;
+use crate::clock::Clock;
 use crate::fd::{FdSource, check_open};
 use crate::handler::{FdHandler, Node};
 use crate::monitor::{FdMonitor, ReadyEvent};
@@ -23,7 +23,6 @@ use crate::registry::Registry;
 use crate::remote::{Remote, Shared};
 use crate::stats::Counters;
 use crate::timer::Timers;
-use crate::{EventNotifier, Stats};
 
 /// A single-threaded event loop: fd handlers with read, write and poll
 /// callbacks, adaptive busy polling, bottom halves, timers, and cheap
@@ -78,126 +77,6 @@ pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) counters: Counters,
     pub(crate) backend: RefCell<BackendInfo>,
-}
-
-/// Builds an [`AioContext`] on a monitor, with its polling parameters and
-/// clock.
-///
-/// ```
-/// use aio_core::{ContextBuilder, ManualClock, PollParams, testing::SleepMonitor};
-///
-/// let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
-///     .poll_params(PollParams::IOTHREAD)
-///     .clock(ManualClock::new())
-///     .build()?;
-/// assert_eq!(ctx.poll_params(), PollParams::IOTHREAD);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[must_use = "a builder does nothing until build() is called"]
-pub struct ContextBuilder {
-    monitor: Box<dyn FdMonitor>,
-    params: PollParams,
-    clock: Clock,
-    backend: Option<BackendInfo>,
-    doorbell: Option<Box<dyn Doorbell>>,
-    timer_slack: Option<Duration>,
-}
-
-/// The timer slack a context gives its thread by default, as QEMU does.
-const DEFAULT_TIMER_SLACK: Duration = Duration::from_nanos(1);
-
-impl ContextBuilder {
-    /// A builder for a context on `monitor`.
-    pub fn new(monitor: Box<dyn FdMonitor>) -> ContextBuilder {
-        ContextBuilder {
-            monitor,
-            params: PollParams::default(),
-            clock: Clock::monotonic(),
-            backend: None,
-            doorbell: None,
-            timer_slack: Some(DEFAULT_TIMER_SLACK),
-        }
-    }
-
-    /// Sets the timer slack of the calling thread (the home thread) when the
-    /// context is built; `None` leaves it as it is.
-    ///
-    /// Linux lets a sleep in `ppoll` or `epoll_pwait2` end up to the thread's
-    /// timer slack late (50 us by default) so that wake-ups can be batched;
-    /// io_uring timeouts and timerfds are not affected. The default, 1 ns as
-    /// in QEMU, makes sub-millisecond timers precise on every monitor, at the
-    /// price of that batching for the whole thread.
-    pub fn timer_slack(mut self, slack: Option<Duration>) -> ContextBuilder {
-        self.timer_slack = slack;
-        self
-    }
-
-    /// Sets the busy-polling parameters (default: no polling).
-    pub fn poll_params(mut self, params: PollParams) -> ContextBuilder {
-        self.params = params;
-        self
-    }
-
-    /// Sets the clock (default: the monotonic clock).
-    pub fn clock(mut self, clock: impl Into<Clock>) -> ContextBuilder {
-        self.clock = clock.into();
-        self
-    }
-
-    /// Sets the report of which backend runs the context and why (default:
-    /// the monitor's name, chosen by the caller).
-    pub fn backend_info(mut self, info: BackendInfo) -> ContextBuilder {
-        self.backend = Some(info);
-        self
-    }
-
-    #[cfg(feature = "testing")]
-    pub(crate) fn doorbell(mut self, doorbell: Box<dyn Doorbell>) -> ContextBuilder {
-        self.doorbell = Some(doorbell);
-        self
-    }
-
-    /// Creates the context and registers its notifier with the monitor.
-    ///
-    /// # Errors
-    ///
-    /// If the notifier cannot be created (out of fds), the monitor refuses
-    /// it, or the timer slack cannot be set.
-    pub fn build(self) -> io::Result<AioContext> {
-        if let Some(slack) = self.timer_slack {
-            let ns = NonZeroU64::new(saturating_ns(slack).max(1));
-            rustix::thread::set_current_timer_slack(ns)?;
-        }
-        let doorbell = match self.doorbell {
-            Some(doorbell) => doorbell,
-            None => Box::new(EventNotifier::new()?),
-        };
-        let backend = self
-            .backend
-            .unwrap_or_else(|| BackendInfo::chosen(self.monitor.name()));
-        let ctx = AioContext {
-            inner: Rc::new(Inner {
-                monitor: RefCell::new(self.monitor),
-                registry: RefCell::default(),
-                polled: RefCell::default(),
-                poll_mode: Cell::new(false),
-                params: Cell::new(self.params),
-                depth: Cell::new(0),
-                deferred: RefCell::default(),
-                ready_lists: RefCell::default(),
-                iteration: Cell::new(0),
-                last_wait: Cell::new(0),
-                bhs: BottomHalves::default(),
-                timers: RefCell::default(),
-                clock: self.clock,
-                shared: Arc::new(Shared::new(doorbell)),
-                counters: Counters::default(),
-                backend: RefCell::new(backend),
-            }),
-        };
-        ctx.register_notifier()?;
-        Ok(ctx)
-    }
 }
 
 impl AioContext {
@@ -267,45 +146,6 @@ impl AioContext {
                 self.install(|token| Node::new(fd, token, handler))
             }
         }
-    }
-
-    /// Holds back external handlers: they are not dispatched, and their fds
-    /// are not watched (so a readable external fd cannot make the loop
-    /// spin), until a matching [`enable_external`](Self::enable_external).
-    /// Calls nest.
-    pub fn disable_external(&self) -> io::Result<()> {
-        let count = self.inner.registry.borrow().external_disabled();
-        let count = count.checked_add(1).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "disable_external nested too deep",
-            )
-        })?;
-        self.set_external_disabled(count)
-    }
-
-    /// Undoes one [`disable_external`](Self::disable_external); the last one
-    /// lets external handlers run again.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` if external handlers are not disabled. If the monitor
-    /// refuses to watch an external fd again, that handler is removed (its
-    /// callbacks dropped) and the error names its fd.
-    pub fn enable_external(&self) -> io::Result<()> {
-        let count = self.inner.registry.borrow().external_disabled();
-        let count = count.checked_sub(1).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "external handlers are not disabled",
-            )
-        })?;
-        self.set_external_disabled(count)
-    }
-
-    /// Whether external handlers are disabled.
-    pub fn is_external_disabled(&self) -> bool {
-        self.inner.registry.borrow().external_disabled() > 0
     }
 
     /// Moves every registration to `monitor` and runs on it from now on.
@@ -398,7 +238,7 @@ impl AioContext {
         self.inner.registry.borrow().len() - 1
     }
 
-    fn register_notifier(&self) -> io::Result<()> {
+    pub(crate) fn register_notifier(&self) -> io::Result<()> {
         let fd = self.inner.shared.doorbell.raw_fd();
         let shared = Arc::clone(&self.inner.shared);
         self.install(move |token| {
@@ -451,7 +291,7 @@ impl AioContext {
     /// Takes a removed node out of polling and drops it, or defers the drop
     /// while a `poll` is on the stack (a callback of the node may be
     /// running, and walkers may still hold it).
-    fn retire(&self, node: Rc<Node>) {
+    pub(crate) fn retire(&self, node: Rc<Node>) {
         self.unlist_polled(&node);
         if self.inner.depth.get() > 0 {
             self.inner.deferred.borrow_mut().push(node);
@@ -463,41 +303,6 @@ impl AioContext {
     pub(crate) fn free_deferred(&self) {
         let deferred = std::mem::take(&mut *self.inner.deferred.borrow_mut());
         drop(deferred);
-    }
-
-    fn set_external_disabled(&self, count: u32) -> io::Result<()> {
-        let inner = &self.inner;
-        let before = inner.registry.borrow().external_disabled();
-        let changed = inner.registry.borrow_mut().set_external_disabled(count);
-        let disabling = count > before;
-        let mut first_error = None;
-        for node in changed {
-            if let Some(registration) = node.registration() {
-                let (old, new) = if disabling {
-                    (Some(registration), None)
-                } else {
-                    (None, Some(registration))
-                };
-                if let Err(e) = inner.monitor.borrow_mut().update(node.fd, old, new) {
-                    first_error.get_or_insert_with(|| {
-                        io::Error::new(e.kind(), format!("fd {}: {e}", node.fd))
-                    });
-                    if !disabling {
-                        self.drop_unwatched(node.fd);
-                    }
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// Removes a handler whose fd the monitor refused to watch again, so
-    /// that the registry never holds what the monitor does not.
-    fn drop_unwatched(&self, fd: RawFd) {
-        let node = self.inner.registry.borrow_mut().remove(fd);
-        if let Some(node) = node {
-            self.retire(node);
-        }
     }
 }
 

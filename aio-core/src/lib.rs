@@ -29,10 +29,12 @@
 
 mod backend;
 mod bh;
+mod builder;
 mod clock;
 mod context;
 mod dispatch;
 mod doorbell;
+mod external;
 mod fd;
 mod handler;
 mod iteration;
@@ -50,8 +52,9 @@ pub mod testing;
 
 pub use backend::{BackendInfo, Selection, Skipped};
 pub use bh::{BottomHalf, RemoteBh};
+pub use builder::ContextBuilder;
 pub use clock::{Clock, ManualClock};
-pub use context::{AioContext, ContextBuilder};
+pub use context::AioContext;
 pub use fd::FdSource;
 pub use handler::FdHandler;
 pub use monitor::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token};

@@ -1,0 +1,140 @@
+//! `ContextBuilder`: a context's monitor, polling parameters, clock and
+//! timer slack, set before it is built.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::num::NonZeroU64;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::BackendInfo;
+use crate::bh::BottomHalves;
+use crate::clock::{Clock, saturating_ns};
+use crate::context::Inner;
+use crate::doorbell::Doorbell;
+use crate::monitor::FdMonitor;
+use crate::polling::PollParams;
+use crate::remote::Shared;
+use crate::stats::Counters;
+use crate::{AioContext, EventNotifier};
+
+/// Builds an [`AioContext`] on a monitor, with its polling parameters and
+/// clock.
+///
+/// ```
+/// use aio_core::{ContextBuilder, ManualClock, PollParams, testing::SleepMonitor};
+///
+/// let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
+///     .poll_params(PollParams::IOTHREAD)
+///     .clock(ManualClock::new())
+///     .build()?;
+/// assert_eq!(ctx.poll_params(), PollParams::IOTHREAD);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ContextBuilder {
+    monitor: Box<dyn FdMonitor>,
+    params: PollParams,
+    clock: Clock,
+    backend: Option<BackendInfo>,
+    doorbell: Option<Box<dyn Doorbell>>,
+    timer_slack: Option<Duration>,
+}
+
+/// The timer slack a context gives its thread by default, as QEMU does.
+const DEFAULT_TIMER_SLACK: Duration = Duration::from_nanos(1);
+
+impl ContextBuilder {
+    /// A builder for a context on `monitor`.
+    pub fn new(monitor: Box<dyn FdMonitor>) -> ContextBuilder {
+        ContextBuilder {
+            monitor,
+            params: PollParams::default(),
+            clock: Clock::monotonic(),
+            backend: None,
+            doorbell: None,
+            timer_slack: Some(DEFAULT_TIMER_SLACK),
+        }
+    }
+
+    /// Sets the timer slack of the calling thread (the home thread) when the
+    /// context is built; `None` leaves it as it is.
+    ///
+    /// Linux lets a sleep in `ppoll` or `epoll_pwait2` end up to the thread's
+    /// timer slack late (50 us by default) so that wake-ups can be batched;
+    /// io_uring timeouts and timerfds are not affected. The default, 1 ns as
+    /// in QEMU, makes sub-millisecond timers precise on every monitor, at the
+    /// price of that batching for the whole thread.
+    pub fn timer_slack(mut self, slack: Option<Duration>) -> ContextBuilder {
+        self.timer_slack = slack;
+        self
+    }
+
+    /// Sets the busy-polling parameters (default: no polling).
+    pub fn poll_params(mut self, params: PollParams) -> ContextBuilder {
+        self.params = params;
+        self
+    }
+
+    /// Sets the clock (default: the monotonic clock).
+    pub fn clock(mut self, clock: impl Into<Clock>) -> ContextBuilder {
+        self.clock = clock.into();
+        self
+    }
+
+    /// Sets the report of which backend runs the context and why (default:
+    /// the monitor's name, chosen by the caller).
+    pub fn backend_info(mut self, info: BackendInfo) -> ContextBuilder {
+        self.backend = Some(info);
+        self
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn doorbell(mut self, doorbell: Box<dyn Doorbell>) -> ContextBuilder {
+        self.doorbell = Some(doorbell);
+        self
+    }
+
+    /// Creates the context and registers its notifier with the monitor.
+    ///
+    /// # Errors
+    ///
+    /// If the notifier cannot be created (out of fds), the monitor refuses
+    /// it, or the timer slack cannot be set.
+    pub fn build(self) -> io::Result<AioContext> {
+        if let Some(slack) = self.timer_slack {
+            let ns = NonZeroU64::new(saturating_ns(slack).max(1));
+            rustix::thread::set_current_timer_slack(ns)?;
+        }
+        let doorbell = match self.doorbell {
+            Some(doorbell) => doorbell,
+            None => Box::new(EventNotifier::new()?),
+        };
+        let backend = self
+            .backend
+            .unwrap_or_else(|| BackendInfo::chosen(self.monitor.name()));
+        let ctx = AioContext {
+            inner: Rc::new(Inner {
+                monitor: RefCell::new(self.monitor),
+                registry: RefCell::default(),
+                polled: RefCell::default(),
+                poll_mode: Cell::new(false),
+                params: Cell::new(self.params),
+                depth: Cell::new(0),
+                deferred: RefCell::default(),
+                ready_lists: RefCell::default(),
+                iteration: Cell::new(0),
+                last_wait: Cell::new(0),
+                bhs: BottomHalves::default(),
+                timers: RefCell::default(),
+                clock: self.clock,
+                shared: Arc::new(Shared::new(doorbell)),
+                counters: Counters::default(),
+                backend: RefCell::new(backend),
+            }),
+        };
+        ctx.register_notifier()?;
+        Ok(ctx)
+    }
+}

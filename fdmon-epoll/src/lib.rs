@@ -1,0 +1,1 @@
+//! An `FdMonitor` over epoll (work in progress).

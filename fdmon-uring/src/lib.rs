@@ -1,0 +1,1 @@
+//! An `FdMonitor` over io_uring (work in progress).

@@ -25,10 +25,18 @@ pub enum Selection {
         /// Where the choice came from.
         by: &'static str,
     },
-    /// The context moved its registrations here from another monitor.
+    /// The context moved its registrations here from another monitor, by
+    /// [`AioContext::set_monitor`](crate::AioContext::set_monitor).
     Moved {
         /// The monitor it ran on before.
         from: &'static str,
+    },
+    /// The context upgraded to this monitor once it served enough fds.
+    Upgraded {
+        /// The monitor it started on.
+        from: &'static str,
+        /// The number of handlers at which it moved.
+        at_handlers: usize,
     },
 }
 
@@ -62,16 +70,25 @@ impl BackendInfo {
 
     /// Adds a candidate that was refused.
     pub fn with_skipped(mut self, name: &'static str, reason: impl fmt::Display) -> BackendInfo {
+        self.skip(name, reason);
+        self
+    }
+
+    pub(crate) fn skip(&mut self, name: &'static str, reason: impl fmt::Display) {
         self.skipped.push(Skipped {
             name,
             reason: reason.to_string(),
         });
-        self
     }
 
     pub(crate) fn moved_to(&mut self, name: &'static str, from: &'static str) {
         self.name = name;
         self.selection = Selection::Moved { from };
+    }
+
+    pub(crate) fn upgraded(&mut self, name: &'static str, from: &'static str, at_handlers: usize) {
+        self.name = name;
+        self.selection = Selection::Upgraded { from, at_handlers };
     }
 }
 
@@ -82,6 +99,9 @@ impl fmt::Display for BackendInfo {
             Selection::Chosen => write!(f, " (best available)")?,
             Selection::Forced { by } => write!(f, " (forced by {by})")?,
             Selection::Moved { from } => write!(f, " (moved from {from})")?,
+            Selection::Upgraded { from, at_handlers } => {
+                write!(f, " (upgraded from {from} at {at_handlers} handlers)")?;
+            }
         }
         for skipped in &self.skipped {
             write!(f, "; {} skipped: {}", skipped.name, skipped.reason)?;

@@ -17,6 +17,7 @@ use crate::monitor::FdMonitor;
 use crate::polling::PollParams;
 use crate::remote::Shared;
 use crate::stats::Counters;
+use crate::upgrade::Upgrade;
 use crate::{AioContext, EventNotifier};
 
 /// Builds an [`AioContext`] on a monitor, with its polling parameters and
@@ -38,6 +39,7 @@ pub struct ContextBuilder {
     params: PollParams,
     clock: Clock,
     backend: Option<BackendInfo>,
+    upgrade: Option<Upgrade>,
     doorbell: Option<Box<dyn Doorbell>>,
     timer_slack: Option<Duration>,
 }
@@ -53,6 +55,7 @@ impl ContextBuilder {
             params: PollParams::default(),
             clock: Clock::monotonic(),
             backend: None,
+            upgrade: None,
             doorbell: None,
             timer_slack: Some(DEFAULT_TIMER_SLACK),
         }
@@ -96,6 +99,13 @@ impl ContextBuilder {
         self
     }
 
+    /// Plans a move to a better monitor once enough fds are registered:
+    /// see [`Upgrade`].
+    pub fn upgrade(mut self, upgrade: Upgrade) -> ContextBuilder {
+        self.upgrade = Some(upgrade);
+        self
+    }
+
     /// Creates the context and registers its notifier with the monitor.
     ///
     /// # Errors
@@ -132,6 +142,7 @@ impl ContextBuilder {
                 shared: Arc::new(Shared::new(doorbell)),
                 counters: Counters::default(),
                 backend: RefCell::new(backend),
+                upgrade: RefCell::new(self.upgrade),
             }),
         };
         ctx.register_notifier()?;

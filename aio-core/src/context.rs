@@ -23,6 +23,7 @@ use crate::registry::Registry;
 use crate::remote::{Remote, Shared};
 use crate::stats::Counters;
 use crate::timer::Timers;
+use crate::upgrade::Upgrade;
 
 /// A single-threaded event loop: fd handlers with read, write and poll
 /// callbacks, adaptive busy polling, bottom halves, timers, and cheap
@@ -77,6 +78,8 @@ pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) counters: Counters,
     pub(crate) backend: RefCell<BackendInfo>,
+    /// A planned move to another monitor, until it is made or fails.
+    pub(crate) upgrade: RefCell<Option<Upgrade>>,
 }
 
 impl AioContext {
@@ -156,13 +159,23 @@ impl AioContext {
     ///
     /// `ResourceBusy` when called from inside `poll` (a callback); any error
     /// of the new monitor, in which case the context stays on the old one.
-    pub fn set_monitor(&self, mut monitor: Box<dyn FdMonitor>) -> io::Result<()> {
+    pub fn set_monitor(&self, monitor: Box<dyn FdMonitor>) -> io::Result<()> {
         if self.inner.depth.get() > 0 {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
                 "the monitor cannot change inside poll",
             ));
         }
+        let from = self.inner.monitor.borrow().name();
+        self.move_registrations(monitor)?;
+        let to = self.inner.monitor.borrow().name();
+        self.inner.backend.borrow_mut().moved_to(to, from);
+        Ok(())
+    }
+
+    /// Registers every watched handler with `monitor` and runs on it; on
+    /// error, takes back what it registered and stays on the old one.
+    pub(crate) fn move_registrations(&self, mut monitor: Box<dyn FdMonitor>) -> io::Result<()> {
         let registry = self.inner.registry.borrow();
         let mut moved = Vec::new();
         for node in registry.nodes() {
@@ -178,11 +191,7 @@ impl AioContext {
             moved.push((node.fd, registration));
         }
         drop(registry);
-        let old = self.inner.monitor.replace(monitor);
-        self.inner
-            .backend
-            .borrow_mut()
-            .moved_to(self.inner.monitor.borrow().name(), old.name());
+        self.inner.monitor.replace(monitor);
         Ok(())
     }
 

@@ -37,6 +37,7 @@ impl AioContext {
     pub fn poll(&self, blocking: bool) -> io::Result<bool> {
         let inner = &*self.inner;
         let _level = Level::enter(self);
+        self.upgrade_if_due();
         let mut ready = ReadyList::take(inner);
         Counters::bump(&inner.counters.iterations);
         let iteration = inner.iteration.get() + 1;

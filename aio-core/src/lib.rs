@@ -46,6 +46,7 @@ mod registry;
 mod remote;
 mod stats;
 mod timer;
+mod upgrade;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -63,6 +64,7 @@ pub use polling::PollParams;
 pub use remote::{Gone, Remote};
 pub use stats::Stats;
 pub use timer::Timer;
+pub use upgrade::Upgrade;
 
 // The threading contract: a context and its home-thread handles stay on
 // their thread; what other threads get is Send + Sync.

@@ -1,0 +1,110 @@
+//! Registrations the kernel has a say in: fds epoll refuses, fds closed (or
+//! their numbers reused) behind the context's back, hang-ups.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+
+use aio_core::{AioContext, EventNotifier, FdHandler};
+use fdmon_epoll::EpollMonitor;
+use rustix::event::{EventfdFlags, eventfd};
+
+fn context() -> AioContext {
+    AioContext::with_monitor(Box::new(EpollMonitor::new().unwrap())).unwrap()
+}
+
+fn counting(hits: &Rc<Cell<u32>>) -> Option<FdHandler> {
+    let hits = Rc::clone(hits);
+    Some(FdHandler::new().on_read(move |_| hits.set(hits.get() + 1)))
+}
+
+fn new_eventfd() -> OwnedFd {
+    eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).unwrap()
+}
+
+/// The context works, with nothing of the test registered.
+fn assert_still_works(ctx: &AioContext) {
+    assert_eq!(ctx.handler_count(), 0);
+    assert!(!ctx.poll(false).unwrap());
+    let n = EventNotifier::new().unwrap();
+    let hits = Rc::default();
+    ctx.set_fd_handler(&n, counting(&hits)).unwrap();
+    n.set().unwrap();
+    assert!(ctx.poll(false).unwrap());
+    assert_eq!(hits.get(), 1);
+    ctx.set_fd_handler(&n, None).unwrap();
+}
+
+#[test]
+fn regular_files_and_directories_are_refused_with_eperm() {
+    let ctx = context();
+    let file = File::open(std::env::current_exe().unwrap()).unwrap();
+    let dir = File::open(std::env::temp_dir()).unwrap();
+    for fd in [&file, &dir] {
+        let err = ctx
+            .set_fd_handler(fd, counting(&Rc::default()))
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+        assert_still_works(&ctx);
+    }
+}
+
+#[test]
+fn removing_a_closed_fd_succeeds() {
+    let ctx = context();
+    let n = EventNotifier::new().unwrap();
+    let fd = n.as_raw_fd();
+    ctx.set_fd_handler(fd, counting(&Rc::default())).unwrap();
+    drop(n);
+    ctx.set_fd_handler(fd, None).unwrap();
+    assert_still_works(&ctx);
+
+    // Closed, and the number now names a file that epoll refuses.
+    let mut fd = new_eventfd();
+    ctx.set_fd_handler(&fd, counting(&Rc::default())).unwrap();
+    let file = File::open(std::env::current_exe().unwrap()).unwrap();
+    rustix::io::dup2(&file, &mut fd).unwrap();
+    ctx.set_fd_handler(&fd, None).unwrap();
+    assert_still_works(&ctx);
+}
+
+#[test]
+fn a_reused_fd_number_can_be_re_registered_and_removed() {
+    let ctx = context();
+    let (old_hits, new_hits) = (Rc::default(), Rc::default());
+    let mut fd = new_eventfd();
+    ctx.set_fd_handler(&fd, counting(&old_hits)).unwrap();
+    // Closes the registered eventfd and gives its number to another one:
+    // the kernel forgets the registration, the context does not.
+    let other = new_eventfd();
+    rustix::io::dup2(&other, &mut fd).unwrap();
+    ctx.set_fd_handler(&fd, counting(&new_hits)).unwrap();
+    rustix::io::write(&other, &1u64.to_ne_bytes()).unwrap();
+    assert!(ctx.poll(false).unwrap());
+    assert_eq!((old_hits.get(), new_hits.get()), (0, 1));
+
+    // The number moves on again, but `other` keeps its file open: epoll
+    // keeps that registration (it is keyed by file and number) and goes on
+    // reporting it under a token the context no longer honours.
+    rustix::io::dup2(new_eventfd(), &mut fd).unwrap();
+    ctx.set_fd_handler(&fd, None).unwrap();
+    rustix::io::write(&other, &1u64.to_ne_bytes()).unwrap();
+    assert!(!ctx.poll(false).unwrap(), "the stale event is dropped");
+    assert_eq!(new_hits.get(), 1);
+    rustix::io::read(&other, &mut [0u8; 8]).unwrap();
+    assert_still_works(&ctx);
+}
+
+#[test]
+fn a_hung_up_pipe_is_dispatched_as_readable() {
+    let ctx = context();
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    let hits = Rc::default();
+    ctx.set_fd_handler(&reader, counting(&hits)).unwrap();
+    assert!(!ctx.poll(false).unwrap());
+    drop(writer);
+    assert!(ctx.poll(false).unwrap());
+    assert_eq!(hits.get(), 1);
+    ctx.set_fd_handler(&reader, None).unwrap();
+}

@@ -13,8 +13,8 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc::new();
 
-/// Benchmarks of the aio event loop on the poll monitor, each against a
-/// reference measured in the same run.
+/// Benchmarks of the aio event loop on the poll and epoll monitors, each
+/// against a reference measured in the same run.
 #[derive(Debug, Parser)]
 #[command(name = "aio-bench")]
 struct Args {
@@ -75,7 +75,7 @@ fn run(args: &Args, out: &mut impl Write) -> io::Result<bool> {
         .filter(|s| args.scenarios.is_empty() || args.scenarios.contains(s));
     for scenario in scenarios {
         match scenario.run(&plan) {
-            Ok(groups) => write!(out, "{}", report::render(&groups))?,
+            Ok(report) => write!(out, "{}", report::render_report(&report))?,
             Err(e) => {
                 eprintln!("aio-bench: {}: {e}", scenario.name());
                 all_ran = false;

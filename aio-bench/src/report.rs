@@ -1,6 +1,7 @@
 //! The plain-text report: one table per comparison ([`Group`]), with the
 //! median and p99 nanoseconds per iteration of each variant, its ratio to
-//! the group's reference, and its heap allocations per iteration.
+//! the group's reference, and its heap allocations per iteration; then a
+//! scenario's [`Summary`] tables, figures across its comparisons.
 
 use std::fmt::Write;
 
@@ -28,6 +29,77 @@ impl Group {
             .find(|m| m.name == self.reference)
             .map(|m| m.median_ns)
     }
+}
+
+/// A compact table of figures already formatted, across a scenario's
+/// comparisons: one row per value of a parameter, one column per figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// What the table shows.
+    pub title: String,
+    /// The column headers; the first column is the parameter.
+    pub headers: Vec<String>,
+    /// The cells, row by row, as many as there are headers.
+    pub rows: Vec<Vec<String>>,
+    /// Remarks printed under the table.
+    pub notes: Vec<String>,
+}
+
+/// What a scenario reports: its comparisons, then its summaries.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// One table per comparison.
+    pub groups: Vec<Group>,
+    /// Tables across the comparisons.
+    pub summaries: Vec<Summary>,
+}
+
+impl From<Vec<Group>> for Report {
+    fn from(groups: Vec<Group>) -> Report {
+        Report {
+            groups,
+            summaries: Vec::new(),
+        }
+    }
+}
+
+/// Renders a scenario's report: its comparisons, then its summaries.
+pub fn render_report(report: &Report) -> String {
+    let mut out = render(&report.groups);
+    for summary in &report.summaries {
+        render_summary(&mut out, summary);
+    }
+    out
+}
+
+fn render_summary(out: &mut String, summary: &Summary) {
+    let _ = writeln!(out, "{}", summary.title);
+    let width = |col: usize| {
+        summary
+            .rows
+            .iter()
+            .filter_map(|row| row.get(col))
+            .chain(summary.headers.get(col))
+            .map(String::len)
+            .max()
+            .unwrap_or_default()
+    };
+    for row in std::iter::once(&summary.headers).chain(&summary.rows) {
+        let _ = write!(
+            out,
+            "  {:>w$}",
+            row.first().map_or("", String::as_str),
+            w = width(0)
+        );
+        for (col, cell) in row.iter().enumerate().skip(1) {
+            let _ = write!(out, " {cell:>w$}", w = width(col).max(NUMBER_WIDTH));
+        }
+        out.push('\n');
+    }
+    for note in &summary.notes {
+        let _ = writeln!(out, "  note: {note}");
+    }
+    out.push('\n');
 }
 
 const HEADERS: [&str; 5] = ["variant", "median ns", "p99 ns", "ratio", "allocs/iter"];
@@ -133,6 +205,35 @@ mod tests {
         assert_eq!(lines[1].len(), lines[2].len(), "{text}");
         assert_eq!(lines[2].len(), lines[3].len(), "{text}");
         assert!(lines[4].contains("note: hello"));
+    }
+
+    #[test]
+    fn summaries_follow_the_groups_aligned() {
+        let report = Report {
+            groups: vec![Group {
+                title: "loop".to_owned(),
+                reference: "raw".to_owned(),
+                rows: vec![row("raw", 200.0, Some(0.0), true)],
+                notes: Vec::new(),
+            }],
+            summaries: vec![Summary {
+                title: "by K".to_owned(),
+                headers: vec!["K".to_owned(), "poll".to_owned()],
+                rows: vec![
+                    vec!["1".to_owned(), "10.0".to_owned()],
+                    vec!["10000".to_owned(), "123456.0".to_owned()],
+                ],
+                notes: vec!["crossover".to_owned()],
+            }],
+        };
+        let text = render_report(&report);
+        let at = text.find("by K").expect("the summary follows the group");
+        assert!(at > text.find("loop (ratio to raw)").unwrap(), "{text}");
+        let lines: Vec<&str> = text[at..].lines().collect();
+        assert_eq!(lines[1].len(), lines[2].len(), "{text}");
+        assert_eq!(lines[2].len(), lines[3].len(), "{text}");
+        assert!(lines[3].starts_with("  10000"), "{text}");
+        assert!(lines[4].contains("note: crossover"), "{text}");
     }
 
     #[test]

@@ -1,10 +1,22 @@
 //! `loop-iteration`: the cost of one loop iteration that serves one active
-//! eventfd among `K` idle ones.
+//! eventfd among `K` idle ones, on poll and on epoll.
 //!
 //! One iteration writes the active eventfd, then polls without blocking,
-//! and the active fd's read handler drains it. The reference is the same
-//! work done by hand: write, `ppoll` with a zero timeout over the same
-//! eventfds, scan the `pollfd` array, read the ready one.
+//! and the active fd's read handler drains it. Four variants, measured
+//! together for each `K`:
+//!
+//! * `raw-ppoll`, the reference: the same work by hand, `ppoll` with a zero
+//!   timeout over the eventfds, a scan of the `pollfd` array, a read of the
+//!   ready one;
+//! * `aio-poll`: the event loop on the poll monitor;
+//! * `raw-epoll`: by hand on a level-triggered epoll set, `epoll_wait` with a
+//!   zero timeout, a read of each fd it returns;
+//! * `aio-epoll`: the event loop on the epoll monitor.
+//!
+//! The `K` idle eventfds are shared by the four variants (they are never
+//! written); each variant has an active eventfd of its own. A summary table
+//! puts the medians side by side by `K`, and says from which `K` on epoll is
+//! the cheaper.
 
 use std::cell::Cell;
 use std::io;
@@ -12,39 +24,62 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use aio::prelude::*;
+use aio::{ContextBuilder, FdMonitor};
+use fdmon_epoll::EpollMonitor;
+use fdmon_poll::PollMonitor;
 
-use crate::measure::{Plan, Variant, interleaved};
-use crate::report::Group;
+use crate::measure::{Measurement, Plan, Variant, interleaved};
+use crate::report::{Group, Report, Summary};
 use crate::scenarios::check_done;
 
-/// The numbers of idle handlers measured, `K`.
-pub const IDLE_COUNTS: &[usize] = &[1, 64];
+/// The numbers of idle fds measured, `K`.
+pub const IDLE_COUNTS: &[usize] = &[1, 16, 64, 256, 1000, 10_000];
+
+/// The numbers of idle fds of a quick run.
+pub const QUICK_IDLE_COUNTS: &[usize] = &[1, 64, 1000];
 
 /// The name of the reference variant.
 pub const REFERENCE: &str = "raw-ppoll";
+/// The name of the event loop's variant on the poll monitor.
+pub const AIO_POLL: &str = "aio-poll";
+/// The name of the hand-written epoll variant.
+pub const RAW_EPOLL: &str = "raw-epoll";
+/// The name of the event loop's variant on the epoll monitor.
+pub const AIO_EPOLL: &str = "aio-epoll";
 
-/// The name of the event loop's variant.
-pub const AIO: &str = "aio-poll";
+/// The variants in the order measured and summarised.
+const VARIANTS: [&str; 4] = [REFERENCE, AIO_POLL, RAW_EPOLL, AIO_EPOLL];
 
-/// Measures one group per entry of `idle_counts`.
+/// Measures one group per entry of `idle_counts`, then sums them up by `K`.
 ///
 /// # Errors
 ///
-/// Setting up the fds or the context failed, or an iteration did not run
-/// the active handler exactly once.
-pub fn run(plan: &Plan, idle_counts: &[usize]) -> io::Result<Vec<Group>> {
-    idle_counts
+/// Setting up the fds or the contexts failed (the fd limit is too low for
+/// `K`, say), or an iteration did not run the active handler exactly once.
+pub fn run(plan: &Plan, idle_counts: &[usize]) -> io::Result<Report> {
+    let groups = idle_counts
         .iter()
         .map(|&idle| run_one(plan, idle))
-        .collect()
+        .collect::<io::Result<Vec<Group>>>()?;
+    let summary = summary(idle_counts, &groups);
+    Ok(Report {
+        groups,
+        summaries: vec![summary],
+    })
 }
 
 fn run_one(plan: &Plan, idle: usize) -> io::Result<Group> {
-    let mut raw = RawLoop::new(idle)?;
-    let aio = AioLoop::new(idle)?;
+    // Declared first so they drop last: the loops watch them.
+    let idle_fds = idle_eventfds(idle)?;
+    let mut raw_ppoll = RawPpoll::new(&idle_fds)?;
+    let aio_poll = AioLoop::new(AIO_POLL, Box::new(PollMonitor::new()), &idle_fds)?;
+    let mut raw_epoll = RawEpoll::new(&idle_fds)?;
+    let aio_epoll = AioLoop::new(AIO_EPOLL, Box::new(EpollMonitor::new()?), &idle_fds)?;
     let mut variants = [
-        Variant::new(REFERENCE, |n| raw.run(n)).expect_no_allocs(),
-        Variant::new(AIO, |n| aio.run(n)).expect_no_allocs(),
+        Variant::new(REFERENCE, |n| raw_ppoll.run(n)).expect_no_allocs(),
+        Variant::new(AIO_POLL, |n| aio_poll.run(n)).expect_no_allocs(),
+        Variant::new(RAW_EPOLL, |n| raw_epoll.run(n)).expect_no_allocs(),
+        Variant::new(AIO_EPOLL, |n| aio_epoll.run(n)).expect_no_allocs(),
     ];
     let rows = interleaved(plan, &mut variants)?;
     drop(variants);
@@ -53,44 +88,136 @@ fn run_one(plan: &Plan, idle: usize) -> io::Result<Group> {
         reference: REFERENCE.to_owned(),
         rows,
         notes: vec![format!(
-            "{AIO} also watches the context's own notifier: {} fds to {}",
+            "the aio variants also watch the context's own notifier: {} fds to {}",
             idle + 2,
             idle + 1
         )],
     })
 }
 
-/// The event loop on the poll monitor with `idle` idle handlers and one
+/// The medians of every group side by side, with epoll's ratio to poll and
+/// the `K` from which epoll is cheaper.
+fn summary(idle_counts: &[usize], groups: &[Group]) -> Summary {
+    let median = |group: &Group, name: &str| {
+        group
+            .rows
+            .iter()
+            .find(|m| m.name == name)
+            .map_or(f64::NAN, |m: &Measurement| m.median_ns)
+    };
+    let mut rows = Vec::new();
+    for (&k, group) in idle_counts.iter().zip(groups) {
+        let mut row = vec![k.to_string()];
+        row.extend(VARIANTS.map(|name| format!("{:.1}", median(group, name))));
+        for (poll, epoll) in [(AIO_POLL, AIO_EPOLL), (REFERENCE, RAW_EPOLL)] {
+            row.push(format!(
+                "{:.2}x",
+                median(group, epoll) / median(group, poll)
+            ));
+        }
+        rows.push(row);
+    }
+    let mut headers = vec!["K".to_owned()];
+    headers.extend(VARIANTS.map(str::to_owned));
+    headers.extend(["aio epoll/poll", "raw epoll/poll"].map(str::to_owned));
+    let notes = [(AIO_POLL, AIO_EPOLL), (REFERENCE, RAW_EPOLL)]
+        .map(|(poll, epoll)| {
+            let cheaper: Vec<bool> = groups
+                .iter()
+                .map(|g| median(g, epoll) < median(g, poll))
+                .collect();
+            format!("{epoll} vs {poll}: {}", crossover(idle_counts, &cheaper))
+        })
+        .to_vec();
+    Summary {
+        title: "loop-iteration: median ns per iteration by idle fds K, poll vs epoll".to_owned(),
+        headers,
+        rows,
+        notes,
+    }
+}
+
+/// Says from which `K` on epoll is the cheaper, given whether it was at
+/// each `K`: the smallest `K` from which it stays cheaper.
+fn crossover(idle_counts: &[usize], epoll_cheaper: &[bool]) -> String {
+    let from = epoll_cheaper
+        .iter()
+        .rposition(|&cheaper| !cheaper)
+        .map_or(0, |last_dearer| last_dearer + 1);
+    match idle_counts.get(from) {
+        None => "epoll is not the cheaper at the largest K measured".to_owned(),
+        Some(_) if from == 0 => "epoll is the cheaper at every K measured".to_owned(),
+        Some(k) => format!(
+            "epoll is the cheaper from K = {k} on (crossover between K = {} and {k})",
+            idle_counts[from - 1]
+        ),
+    }
+}
+
+/// `count` idle eventfds, after raising the fd limit if they need it.
+fn idle_eventfds(count: usize) -> io::Result<Vec<OwnedFd>> {
+    // The loops' own fds, the contexts' notifiers, stdio, and some room.
+    allow_fds(count as u64 + 64)?;
+    (0..count).map(|_| eventfd()).collect()
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit if it is below
+/// `needed`; fails if the hard limit is.
+fn allow_fds(needed: u64) -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct into `limit`, a live,
+    // exclusively borrowed local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur >= needed as libc::rlim_t {
+        return Ok(());
+    }
+    if limit.rlim_max < needed as libc::rlim_t {
+        return Err(io::Error::other(format!(
+            "{needed} fds are needed; the hard RLIMIT_NOFILE is {} (raise it: ulimit -Hn)",
+            limit.rlim_max
+        )));
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit reads one rlimit struct from `limit`, a live local.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The event loop on a given monitor with handlers on the idle fds and one
 /// active one.
 struct AioLoop {
+    name: &'static str,
     // Declared first so it drops first: the fds must outlive their handlers.
     ctx: AioContext,
     active: Rc<EventNotifier>,
-    _idle: Vec<Rc<EventNotifier>>,
     served: Rc<Cell<u64>>,
+    idle_served: Rc<Cell<u64>>,
 }
 
 impl AioLoop {
-    fn new(idle: usize) -> io::Result<AioLoop> {
-        let ctx = AioContext::builder().backend(Backend::Poll).build()?;
-        let backend = ctx.backend();
-        if backend.name != "poll" {
-            return Err(io::Error::other(format!(
-                "asked for the poll monitor, got {}",
-                backend.name
-            )));
-        }
-        let mut idle_notifiers = Vec::with_capacity(idle);
-        for _ in 0..idle {
-            let n = Rc::new(EventNotifier::new()?);
-            let drain = Rc::clone(&n);
+    fn new(
+        name: &'static str,
+        monitor: Box<dyn FdMonitor>,
+        idle: &[OwnedFd],
+    ) -> io::Result<AioLoop> {
+        let expected = monitor.name();
+        // Not through the facade: no backend choice, no upgrade to another
+        // monitor as handlers are added.
+        let ctx = ContextBuilder::new(monitor).build()?;
+        let idle_served = Rc::new(Cell::new(0));
+        for fd in idle {
+            let count = Rc::clone(&idle_served);
             ctx.set_fd_handler(
-                &*n,
-                Some(FdHandler::new().on_read(move |_ctx| {
-                    let _ = drain.test_and_clear();
-                })),
+                fd,
+                Some(FdHandler::new().on_read(move |_ctx| count.set(count.get() + 1))),
             )?;
-            idle_notifiers.push(n);
         }
         let active = Rc::new(EventNotifier::new()?);
         let served = Rc::new(Cell::new(0));
@@ -103,11 +230,18 @@ impl AioLoop {
                 }
             })),
         )?;
+        let running = ctx.backend().name;
+        if running != expected {
+            return Err(io::Error::other(format!(
+                "{name}: asked for the {expected} monitor, got {running}"
+            )));
+        }
         Ok(AioLoop {
+            name,
             ctx,
             active,
-            _idle: idle_notifiers,
             served,
+            idle_served,
         })
     }
 
@@ -117,37 +251,30 @@ impl AioLoop {
             self.active.set()?;
             self.ctx.poll(false)?;
         }
-        check_done(AIO, n, self.served.get() - before)
+        check_done(self.name, n, self.served.get() - before)?;
+        check_done(self.name, 0, self.idle_served.get())
     }
 }
 
 /// The hand-written reference: eventfds and a `pollfd` array, nothing else.
-struct RawLoop {
-    /// Owns the eventfds; the active one is last.
-    _fds: Vec<OwnedFd>,
+struct RawPpoll {
     pollfds: Vec<libc::pollfd>,
-    active: RawFd,
+    active: OwnedFd,
 }
 
-impl RawLoop {
-    fn new(idle: usize) -> io::Result<RawLoop> {
-        let fds = (0..=idle)
-            .map(|_| eventfd())
-            .collect::<io::Result<Vec<OwnedFd>>>()?;
-        let pollfds = fds
+impl RawPpoll {
+    fn new(idle: &[OwnedFd]) -> io::Result<RawPpoll> {
+        let active = eventfd()?;
+        let pollfds = idle
             .iter()
+            .chain([&active])
             .map(|fd| libc::pollfd {
                 fd: fd.as_raw_fd(),
                 events: libc::POLLIN | libc::POLLPRI,
                 revents: 0,
             })
             .collect();
-        let active = fds.last().map_or(-1, AsRawFd::as_raw_fd);
-        Ok(RawLoop {
-            _fds: fds,
-            pollfds,
-            active,
-        })
+        Ok(RawPpoll { pollfds, active })
     }
 
     fn run(&mut self, n: u64) -> io::Result<()> {
@@ -157,7 +284,7 @@ impl RawLoop {
         };
         let mut served = 0;
         for _ in 0..n {
-            write_one(self.active)?;
+            write_one(self.active.as_raw_fd())?;
             // SAFETY: `pollfds` is a live, exclusively borrowed array of
             // `pollfds.len()` pollfd structs that the kernel writes revents
             // into; `zero` outlives the call; a null signal mask leaves the
@@ -183,6 +310,80 @@ impl RawLoop {
     }
 }
 
+/// The same by hand on a level-triggered epoll set.
+struct RawEpoll {
+    epfd: OwnedFd,
+    events: Vec<libc::epoll_event>,
+    active: OwnedFd,
+}
+
+impl RawEpoll {
+    fn new(idle: &[OwnedFd]) -> io::Result<RawEpoll> {
+        // SAFETY: epoll_create1 takes no pointers; it returns a new fd or -1.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `epfd` was just returned by epoll_create1, is open, and
+        // nothing else owns it.
+        let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
+        let active = eventfd()?;
+        for fd in idle.iter().chain([&active]) {
+            let mut event = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLPRI) as u32,
+                u64: fd.as_raw_fd() as u64,
+            };
+            // SAFETY: epoll_ctl reads `event`, a live local, and touches no
+            // other memory; both fds are open and owned by the caller.
+            let rc = unsafe {
+                libc::epoll_ctl(
+                    epfd.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    fd.as_raw_fd(),
+                    &mut event,
+                )
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        Ok(RawEpoll {
+            epfd,
+            events,
+            active,
+        })
+    }
+
+    fn run(&mut self, n: u64) -> io::Result<()> {
+        let mut served = 0;
+        for _ in 0..n {
+            write_one(self.active.as_raw_fd())?;
+            // SAFETY: `events` is a live, exclusively borrowed array of
+            // `events.len()` epoll_event structs that the kernel writes
+            // into.
+            let ready = unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    self.events.as_mut_ptr(),
+                    self.events.len() as libc::c_int,
+                    0,
+                )
+            };
+            if ready < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for event in &self.events[..ready as usize] {
+                let (bits, fd) = (event.events, event.u64 as RawFd);
+                if bits & (libc::EPOLLIN | libc::EPOLLPRI) as u32 != 0 && read_one(fd)? {
+                    served += 1;
+                }
+            }
+        }
+        check_done(RAW_EPOLL, n, served)
+    }
+}
+
 /// A non-blocking, close-on-exec eventfd.
 fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers; it returns a new fd or -1.
@@ -199,7 +400,7 @@ fn eventfd() -> io::Result<OwnedFd> {
 fn write_one(fd: RawFd) -> io::Result<()> {
     let one = 1u64.to_ne_bytes();
     // SAFETY: `one` is a live 8-byte buffer for the duration of the call;
-    // `fd` is an eventfd owned by the caller's `RawLoop`.
+    // `fd` is an eventfd owned by the caller's loop.
     let n = unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
     if n < 0 {
         return Err(io::Error::last_os_error());
@@ -211,8 +412,8 @@ fn write_one(fd: RawFd) -> io::Result<()> {
 fn read_one(fd: RawFd) -> io::Result<bool> {
     let mut buf = [0u8; 8];
     // SAFETY: `buf` is a live, exclusively borrowed 8-byte buffer for the
-    // duration of the call; `fd` is an eventfd owned by the caller's
-    // `RawLoop`.
+    // duration of the call; `fd` is an eventfd owned by the caller's loop
+    // or by the scenario.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
         let err = io::Error::last_os_error();
@@ -229,11 +430,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_loops_serve_the_active_fd_once_per_iteration() {
-        let mut raw = RawLoop::new(3).unwrap();
-        raw.run(50).unwrap();
-        let aio = AioLoop::new(3).unwrap();
-        aio.run(50).unwrap();
-        assert_eq!(aio.served.get(), 50);
+    fn every_loop_serves_the_active_fd_once_per_iteration() {
+        let idle = idle_eventfds(3).unwrap();
+        RawPpoll::new(&idle).unwrap().run(50).unwrap();
+        RawEpoll::new(&idle).unwrap().run(50).unwrap();
+        for (name, monitor) in [
+            (AIO_POLL, Box::new(PollMonitor::new()) as Box<dyn FdMonitor>),
+            (AIO_EPOLL, Box::new(EpollMonitor::new().unwrap())),
+        ] {
+            let aio = AioLoop::new(name, monitor, &idle).unwrap();
+            aio.run(50).unwrap();
+            assert_eq!(aio.served.get(), 50);
+        }
+    }
+
+    #[test]
+    fn an_idle_fd_that_fires_fails_the_batch() {
+        let idle = idle_eventfds(2).unwrap();
+        let aio = AioLoop::new(AIO_EPOLL, Box::new(EpollMonitor::new().unwrap()), &idle).unwrap();
+        write_one(idle[1].as_raw_fd()).unwrap();
+        assert!(aio.run(1).is_err());
+        let mut raw = RawEpoll::new(&idle).unwrap();
+        assert!(raw.run(1).is_err(), "the raw loop serves it as work done");
+    }
+
+    #[test]
+    fn the_crossover_is_where_epoll_stays_cheaper() {
+        let ks = [1, 16, 64, 256];
+        assert_eq!(
+            crossover(&ks, &[false, true, false, true]),
+            "epoll is the cheaper from K = 256 on (crossover between K = 64 and 256)"
+        );
+        assert_eq!(
+            crossover(&ks, &[true; 4]),
+            "epoll is the cheaper at every K measured"
+        );
+        assert_eq!(
+            crossover(&ks, &[true, true, true, false]),
+            "epoll is not the cheaper at the largest K measured"
+        );
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_k_and_a_column_per_variant() {
+        let group = |poll: f64, epoll: f64| Group {
+            title: String::new(),
+            reference: REFERENCE.to_owned(),
+            rows: VARIANTS
+                .iter()
+                .zip([poll, poll, epoll, epoll])
+                .map(|(name, median_ns)| Measurement {
+                    name: (*name).to_owned(),
+                    median_ns,
+                    p99_ns: median_ns,
+                    allocs_per_iter: None,
+                    expects_no_allocs: true,
+                    batch: 1,
+                    rounds: 1,
+                })
+                .collect(),
+            notes: Vec::new(),
+        };
+        let s = summary(&[1, 1000], &[group(100.0, 200.0), group(900.0, 300.0)]);
+        assert_eq!(s.headers.len(), 7);
+        assert_eq!(
+            s.rows[1],
+            ["1000", "900.0", "900.0", "300.0", "300.0", "0.33x", "0.33x"]
+        );
+        assert!(s.notes[0].contains("from K = 1000"), "{:?}", s.notes);
     }
 }

@@ -1,15 +1,16 @@
 //! The scenarios: what each one compares, by name, and how to run it.
 //!
-//! Every scenario runs the event loop on the poll monitor (forced with
-//! [`Backend::Poll`](aio::Backend::Poll), whatever `AIO_BACKEND` says)
-//! against a named reference measured in the same run.
+//! Every scenario runs the event loop against a named reference measured in
+//! the same run, on monitors it names itself, whatever `AIO_BACKEND` says:
+//! `loop-iteration` on the poll and the epoll monitor, `bottom-half` on the
+//! poll monitor ([`Backend::Poll`](aio::Backend::Poll)).
 
 use std::io;
 
 use clap::ValueEnum;
 
 use crate::measure::Plan;
-use crate::report::Group;
+use crate::report::Report;
 
 pub mod bottom_half;
 pub mod loop_iteration;
@@ -17,8 +18,8 @@ pub mod loop_iteration;
 /// A benchmark scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Scenario {
-    /// One loop iteration that serves one active eventfd among idle ones,
-    /// against a raw `ppoll` loop.
+    /// One loop iteration that serves one active eventfd among K idle ones,
+    /// on the poll and epoll monitors, against raw `ppoll` and `epoll` loops.
     LoopIteration,
     /// Bottom halves: one-shot, reused, and scheduled from another thread.
     BottomHalf,
@@ -36,16 +37,24 @@ impl Scenario {
         }
     }
 
-    /// Runs the scenario under `plan`; returns its comparisons.
+    /// Runs the scenario under `plan`; returns its comparisons and
+    /// summaries.
     ///
     /// # Errors
     ///
     /// Setting up a context or an fd failed, or an iteration did not do its
     /// work.
-    pub fn run(self, plan: &Plan) -> io::Result<Vec<Group>> {
+    pub fn run(self, plan: &Plan) -> io::Result<Report> {
         match self {
-            Scenario::LoopIteration => loop_iteration::run(plan, loop_iteration::IDLE_COUNTS),
-            Scenario::BottomHalf => bottom_half::run(plan).map(|group| vec![group]),
+            Scenario::LoopIteration => {
+                let counts = if *plan == Plan::QUICK {
+                    loop_iteration::QUICK_IDLE_COUNTS
+                } else {
+                    loop_iteration::IDLE_COUNTS
+                };
+                loop_iteration::run(plan, counts)
+            }
+            Scenario::BottomHalf => bottom_half::run(plan).map(|group| vec![group].into()),
         }
     }
 }

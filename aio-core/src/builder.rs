@@ -136,6 +136,8 @@ impl ContextBuilder {
                 ready_lists: RefCell::default(),
                 iteration: Cell::new(0),
                 last_wait: Cell::new(0),
+                last_wait_iteration: Cell::new(0),
+                peek_cost_ns: Cell::new(0),
                 bhs: BottomHalves::default(),
                 timers: RefCell::default(),
                 clock: self.clock,

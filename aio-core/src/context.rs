@@ -70,8 +70,12 @@ pub(crate) struct Inner {
     pub(crate) ready_lists: RefCell<Vec<Vec<ReadyEvent>>>,
     /// Number of the current iteration; orders readiness across nesting.
     pub(crate) iteration: Cell<u64>,
-    /// When the monitor was last asked what is ready.
+    /// When, and in which iteration, the monitor was last asked what is
+    /// ready.
     pub(crate) last_wait: Cell<u64>,
+    pub(crate) last_wait_iteration: Cell<u64>,
+    /// What a zero-timeout wait costs, on average (0: not measured yet).
+    pub(crate) peek_cost_ns: Cell<u64>,
     pub(crate) bhs: BottomHalves,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) clock: Clock,

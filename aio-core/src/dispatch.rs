@@ -9,9 +9,17 @@ use crate::handler::Node;
 use crate::monitor::{Readiness, ReadyEvent};
 
 impl AioContext {
-    /// Dispatches the ready list of iteration `iteration`. Returns whether a
-    /// user's callback ran.
-    pub(crate) fn dispatch(&self, ready: &[ReadyEvent], iteration: u64, block_ns: u64) -> bool {
+    /// Dispatches the ready list of iteration `iteration`, which started at
+    /// `start` and whose wait ended at `waited`. Returns whether a user's
+    /// callback ran.
+    pub(crate) fn dispatch(
+        &self,
+        ready: &[ReadyEvent],
+        iteration: u64,
+        start: u64,
+        waited: u64,
+    ) -> bool {
+        let block_ns = waited.saturating_sub(start);
         let mut progress = false;
         for event in ready {
             let node = self.inner.registry.borrow().by_token(event.token).cloned();
@@ -27,7 +35,7 @@ impl AioContext {
             self.list_polled(&node);
             let ran = run(self, &node, event.readiness);
             progress |= ran && node.counts_as_progress();
-            self.adapt_poll_time(&node, block_ns);
+            self.adapt_poll_time(&node, block_ns, waited);
         }
         progress
     }

@@ -49,21 +49,21 @@ impl AioContext {
         } else {
             Some(0)
         };
-        let mut progress = self.busy_poll(&mut ready.events, &mut timeout);
+        let mut progress = self.busy_poll(&mut ready.events, &mut timeout, iteration)?;
         if timeout != Some(0) && self.leave_poll_mode(&mut ready.events) {
             progress = true;
             timeout = Some(0);
         }
-        self.wait(&mut ready.events, timeout, start)?;
-        // How long the iteration blocked, for adapting poll times.
-        let block_ns = if inner.params.get().max_ns > 0 {
-            inner.clock.now_ns().saturating_sub(start)
+        self.wait(&mut ready.events, timeout, start, iteration)?;
+        // When the wait ended, for adapting poll times (only read if used).
+        let waited = if inner.params.get().max_ns > 0 {
+            inner.clock.now_ns()
         } else {
-            0
+            start
         };
 
         progress |= self.run_bottom_halves();
-        progress |= self.dispatch(&ready.events, iteration, block_ns);
+        progress |= self.dispatch(&ready.events, iteration, start, waited);
         if inner.depth.get() == 1 {
             self.free_deferred();
         }
@@ -98,18 +98,18 @@ impl AioContext {
         events: &mut Vec<ReadyEvent>,
         mut timeout: Option<u64>,
         now: u64,
+        iteration: u64,
     ) -> io::Result<()> {
         let inner = &*self.inner;
         let announced = (timeout != Some(0)).then(|| Announced::new(inner));
         if announced.as_ref().is_some_and(|a| a.already_notified) {
             timeout = Some(0);
         }
-        let result = if timeout != Some(0) || self.needs_zero_timeout_wait(now) {
-            Counters::bump(&inner.counters.waits);
+        let result = if timeout != Some(0) || self.needs_zero_timeout_wait(now, iteration) {
+            self.note_wait(now, iteration);
             if timeout != Some(0) {
                 Counters::bump(&inner.counters.blocking_waits);
             }
-            inner.last_wait.set(now);
             inner
                 .monitor
                 .borrow_mut()
@@ -128,7 +128,10 @@ impl AioContext {
     /// in a `poll` callback (the loop just asked them): a system call saved
     /// per iteration, as QEMU does, with a bound on how long an fd event
     /// that a `poll` callback does not report can wait.
-    fn needs_zero_timeout_wait(&self, now: u64) -> bool {
+    fn needs_zero_timeout_wait(&self, now: u64, iteration: u64) -> bool {
+        if self.inner.last_wait_iteration.get() == iteration {
+            return false; // a peek in the poll window just asked
+        }
         let pending = self.inner.monitor.borrow_mut().pending();
         match pending {
             Pending::No => false,

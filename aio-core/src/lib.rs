@@ -41,6 +41,7 @@ mod iteration;
 mod monitor;
 mod notifier;
 mod notify;
+mod peek;
 mod polling;
 mod registry;
 mod remote;

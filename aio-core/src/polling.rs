@@ -8,12 +8,14 @@
 //! allowed to last, so a fast notifier and a slow disk do not fight over one
 //! shared value.
 
+use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::AioContext;
 use crate::handler::Node;
 use crate::monitor::{Pending, Readiness, ReadyEvent};
+use crate::peek::PEEK_INTERVAL_NS;
 use crate::stats::Counters;
 
 /// Where a poll time starts when it first grows from zero.
@@ -105,20 +107,27 @@ impl AioContext {
     }
 
     /// Busy-polls before the wait, if polling is on and possible. A hit puts
-    /// `poll_ready` entries on `ready` and makes the timeout zero; the time
-    /// spent is taken off the timeout. Returns whether a user handler's
-    /// `poll` said yes.
-    pub(crate) fn busy_poll(&self, ready: &mut Vec<ReadyEvent>, timeout: &mut Option<u64>) -> bool {
+    /// `poll_ready` entries (or, from a peek at the monitor, ready fds) on
+    /// `ready` and makes the timeout zero; the time spent is taken off the
+    /// timeout. Returns whether a user handler's `poll` said yes.
+    pub(crate) fn busy_poll(
+        &self,
+        ready: &mut Vec<ReadyEvent>,
+        timeout: &mut Option<u64>,
+        iteration: u64,
+    ) -> io::Result<bool> {
         let inner = &self.inner;
         if *timeout == Some(0) {
-            return self.poll_once(ready);
+            return Ok(self.poll_once(ready));
         }
         let window = self.largest_poll_ns().min(timeout.unwrap_or(u64::MAX));
         if window == 0 || !self.polling_possible() {
-            return false;
+            return Ok(false);
         }
+        let peeks = self.window_needs_peek();
         self.enter_poll_mode();
         let start = inner.clock.now_ns();
+        let mut last_peek = None;
         let mut progress = false;
         let hit = loop {
             let (found, user_work) = self.poll_handlers_once(ready, start);
@@ -129,7 +138,14 @@ impl AioContext {
             {
                 break true;
             }
-            if inner.clock.now_ns().saturating_sub(start) >= window {
+            let now = inner.clock.now_ns();
+            if peeks && last_peek.is_none_or(|at| now.saturating_sub(at) >= PEEK_INTERVAL_NS) {
+                last_peek = Some(now);
+                if self.peek(ready, iteration)? {
+                    break true;
+                }
+            }
+            if now.saturating_sub(start) >= window {
                 break false;
             }
         };
@@ -147,7 +163,7 @@ impl AioContext {
         if let Some(t) = timeout {
             *t = t.saturating_sub(now.saturating_sub(start));
         }
-        progress
+        Ok(progress)
     }
 
     /// With a zero timeout there is no window to poll in, but what the poll
@@ -168,8 +184,10 @@ impl AioContext {
     /// may then be skipped for a while.
     pub(crate) fn polling_covers_every_fd(&self) -> bool {
         let polling = self.inner.params.get().max_ns > 0;
-        self.inner.registry.borrow().all_watched_listed()
-            && (polling || self.inner.polled.borrow().is_empty())
+        let registry = self.inner.registry.borrow();
+        registry.all_watched_listed()
+            && (polling && registry.all_watched_have_poll()
+                || self.inner.polled.borrow().is_empty())
     }
 
     /// Leaves poll mode before the loop blocks: `poll_end`, then each `poll`
@@ -191,9 +209,11 @@ impl AioContext {
         progress
     }
 
-    /// Puts a handler that just became ready on the polled list.
+    /// Puts a handler that just became ready on the polled list. Handlers
+    /// without a `poll` callback join too: their poll time sets how long the
+    /// window peeks at the monitor for them.
     pub(crate) fn list_polled(&self, node: &Rc<Node>) {
-        if !node.has_poll() || node.deleted.get() || node.polled.listed.get() {
+        if !node.counts_as_progress() || node.deleted.get() || node.polled.listed.get() {
             return;
         }
         self.inner.registry.borrow_mut().set_listed(node, true);
@@ -217,13 +237,20 @@ impl AioContext {
         node.end_polling();
     }
 
-    /// Adapts the poll time of a polled handler that was just dispatched.
-    pub(crate) fn adapt_poll_time(&self, node: &Node, block_ns: u64) {
+    /// Adapts the poll time of a polled handler that was just dispatched,
+    /// at `now`. For a handler without a `poll` callback, being dispatched is
+    /// its progress: it keeps it on the polled list.
+    pub(crate) fn adapt_poll_time(&self, node: &Node, block_ns: u64, now: u64) {
         if node.polled.listed.get() {
             let params = self.inner.params.get();
             node.polled
                 .ns
                 .set(params.adapt(node.polled.ns.get(), block_ns));
+            if !node.has_poll() {
+                node.polled
+                    .idle_deadline
+                    .set(now.saturating_add(POLL_IDLE_NS));
+            }
         }
     }
 
@@ -236,11 +263,11 @@ impl AioContext {
     }
 
     /// Polling must not starve a handler that only the monitor can see: it
-    /// is possible when every watched handler has a `poll` callback, or
-    /// when the monitor shows readiness without a system call.
+    /// is possible when every watched handler has a `poll` callback, when
+    /// the monitor shows readiness without a system call, or when peeking
+    /// at it with one is cheap.
     fn polling_possible(&self) -> bool {
-        self.inner.registry.borrow().all_watched_have_poll()
-            || self.inner.monitor.borrow_mut().pending() != Pending::Unknown
+        !self.window_needs_peek() || self.peek_is_cheap()
     }
 
     fn enter_poll_mode(&self) {
@@ -270,13 +297,13 @@ impl AioContext {
         (found, user_work)
     }
 
-    /// Drops handlers whose `poll` found no work for [`POLL_IDLE_NS`] from
-    /// the polled list; only where the monitor can show readiness itself,
-    /// since otherwise they would be watched by nobody while the loop polls.
+    /// Drops handlers that made no progress (a `poll` hit, or for those
+    /// without a `poll` callback, a dispatch) for [`POLL_IDLE_NS`] from the
+    /// polled list, so that they stop costing a check per round and keeping
+    /// the window long. They rejoin when they are next dispatched. An
+    /// evicted handler is not starved: non-blocking iterations ask the
+    /// kernel again once some watched handler is off the list.
     fn evict_idle_handlers(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> bool {
-        if self.inner.monitor.borrow_mut().pending() == Pending::Unknown {
-            return false;
-        }
         let mut progress = false;
         let mut i = 0;
         loop {

@@ -1,5 +1,7 @@
-//! Behaviour that depends on whether the monitor shows readiness without a
-//! system call (io_uring's completion ring; here the sim's observable mode).
+//! Busy polling with handlers that have no `poll` callback: the window peeks
+//! at the monitor (for free where it shows readiness without a system call,
+//! like io_uring's completion ring, here the sim's observable mode; with a
+//! zero-timeout wait elsewhere), and idle handlers leave the polled list.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -55,8 +57,8 @@ fn plain_reader(f: &Fixture) -> Rc<aio_core::testing::TestEvent> {
 }
 
 #[test]
-fn handler_without_poll_turns_polling_off_only_where_the_monitor_needs_a_syscall() {
-    for (h, polls) in [(Harness::sim(), false), (Harness::sim_observable(), true)] {
+fn handler_without_poll_does_not_turn_polling_off() {
+    for h in [Harness::sim(), Harness::sim_observable()] {
         let f = polling(&h);
         let _device = device(&f);
         let _reader = plain_reader(&f);
@@ -64,13 +66,46 @@ fn handler_without_poll_turns_polling_off_only_where_the_monitor_needs_a_syscall
         timer.arm_in(Duration::from_micros(100));
         f.ctx.poll(true).unwrap();
         let stats = f.ctx.stats();
-        assert_eq!(stats.poll_hits + stats.poll_misses > 0, polls, "{h:?}");
+        assert_eq!(stats.poll_hits + stats.poll_misses, 1, "{h:?}: one window");
     }
 }
 
 #[test]
+fn expensive_peeks_turn_polling_off_where_a_handler_has_no_poll_callback() {
+    let f = polling(&Harness::sim());
+    // Each clock reading costs 100 ns, so a peek measures at least 100 ns:
+    // more than an eighth of a 500 ns window.
+    f.ctx.set_poll_params(PollParams {
+        max_ns: 500,
+        grow: 0,
+        shrink: 0,
+    });
+    f.set_wait_time(Duration::ZERO);
+    let _device = device(&f);
+    assert_eq!(f.ctx.stats().max_poll_ns, 500);
+    let _reader = plain_reader(&f);
+    let timer = f.ctx.timer(|_| {});
+    for _ in 0..3 {
+        timer.arm_in(Duration::from_micros(100));
+        f.ctx.poll(true).unwrap();
+    }
+    let stats = f.ctx.stats();
+    assert_eq!(
+        stats.poll_hits + stats.poll_misses,
+        1,
+        "only the window that measured the peek: {stats:?}"
+    );
+}
+
+#[test]
 fn readiness_seen_in_the_poll_window_ends_it_without_blocking() {
-    let f = polling(&Harness::sim_observable());
+    for h in [Harness::sim(), Harness::sim_observable()] {
+        readiness_seen_in_the_poll_window(&h);
+    }
+}
+
+fn readiness_seen_in_the_poll_window(h: &Harness) {
+    let f = polling(h);
     let _device = device(&f);
     let reader = plain_reader(&f);
     let reads = Rc::new(Cell::new(0));
@@ -101,30 +136,53 @@ fn readiness_seen_in_the_poll_window_ends_it_without_blocking() {
 }
 
 #[test]
-fn idle_polled_handler_is_evicted_after_7s_only_on_an_observable_monitor() {
-    for (h, evicts) in [(Harness::sim(), false), (Harness::sim_observable(), true)] {
+fn idle_polled_handlers_are_evicted_after_7s() {
+    for h in [Harness::sim(), Harness::sim_observable()] {
         let f = polling(&h);
         let (ev, begins, ends) = device(&f);
+        let reader = plain_reader(&f);
+        reader.set();
+        f.ctx.poll(true).unwrap();
+        assert_eq!(f.ctx.stats().polled_handlers, 2, "{h:?}");
         let timer = f.ctx.timer(|_| {});
         for _ in 0..3 {
             f.clock().advance(Duration::from_secs(4));
             timer.arm_in(Duration::from_micros(100));
             f.ctx.poll(true).unwrap();
         }
-        assert_eq!(f.ctx.poll_time(&*ev).is_none(), evicts, "{h:?}");
-        assert_eq!(f.ctx.stats().polled_handlers, usize::from(!evicts), "{h:?}");
+        assert_eq!(
+            f.ctx.poll_time(&*ev),
+            None,
+            "{h:?}: the device's poll found nothing for 7 s"
+        );
+        assert_eq!(
+            f.ctx.poll_time(&*reader),
+            None,
+            "{h:?}: the reader was not dispatched for 7 s"
+        );
+        assert_eq!(f.ctx.stats().polled_handlers, 0, "{h:?}");
         assert_eq!(
             begins.get(),
             ends.get(),
             "{h:?}: poll_begin and poll_end pair up"
         );
-        if evicts {
-            ev.set();
-            f.ctx.poll(true).unwrap();
-            assert!(
-                f.ctx.poll_time(&*ev).is_some(),
-                "back on the list once it fired"
-            );
-        }
+        ev.set();
+        f.ctx.poll(true).unwrap();
+        assert!(
+            f.ctx.poll_time(&*ev).is_some(),
+            "{h:?}: back on the list once it fired"
+        );
     }
+}
+
+#[test]
+fn a_plain_handler_that_keeps_firing_stays_polled() {
+    let f = polling(&Harness::sim());
+    let reader = plain_reader(&f);
+    for _ in 0..4 {
+        f.clock().advance(Duration::from_secs(4));
+        reader.set();
+        f.ctx.poll(true).unwrap();
+    }
+    assert!(f.ctx.poll_time(&*reader).is_some());
 }

@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             polling::poll_time_grows_and_shrinks,
             polling::polling_off_never_polls,
             polling::covered_loop_asks_poll_callbacks_and_kernel_every_50us,
+            polling::plain_handler_served_in_the_poll_window,
             remote::notify_wakes_blocking_poll_without_progress,
             remote::notify_before_poll_is_not_lost,
             remote::notify_burst_costs_one_doorbell_write,

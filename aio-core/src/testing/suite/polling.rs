@@ -295,3 +295,69 @@ pub fn covered_loop_asks_poll_callbacks_and_kernel_every_50us(h: &Harness) {
     );
     f.ctx.set_fd_handler(&*device.ev, None).unwrap();
 }
+
+/// A handler without a `poll` callback, made ready by another thread while
+/// the loop is in its poll window, is dispatched without a blocking wait: the
+/// window peeks at the monitor. With polling off, the same needs one.
+pub fn plain_handler_served_in_the_poll_window(h: &Harness) {
+    for polling in [true, false] {
+        let f = h.fixture();
+        // A huge growth factor: one iteration that blocked for a while
+        // takes the poll time to the 200 ms cap.
+        let max_ns = if polling { 200_000_000 } else { 0 };
+        f.ctx.set_poll_params(PollParams {
+            max_ns,
+            grow: 1_000_000,
+            shrink: 0,
+        });
+        let ev = std::sync::Arc::new(f.event());
+        let reads = Count::new();
+        let (e, r) = (std::sync::Arc::clone(&ev), reads.clone());
+        f.ctx
+            .set_fd_handler(
+                &*ev,
+                Some(FdHandler::new().on_read(move |_| {
+                    e.clear();
+                    r.hit();
+                })),
+            )
+            .unwrap();
+        let _watchdog = f.watchdog(std::time::Duration::from_secs(20));
+        let set_later = |delay_ms: u64| {
+            let writer = std::sync::Arc::clone(&ev);
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                writer.set();
+            })
+        };
+        let serve = |want: usize| {
+            while reads.get() < want {
+                f.ctx.poll(true).unwrap();
+            }
+        };
+        ev.set();
+        serve(1); // joins the polled list at 4 us
+        set_later(2).join().unwrap();
+        serve(2); // blocked about 2 ms: the poll time grows to the cap
+        if polling {
+            assert_eq!(
+                f.ctx.poll_time(&*ev),
+                Some(std::time::Duration::from_millis(200))
+            );
+        }
+
+        let before = f.ctx.stats();
+        let thread = set_later(10);
+        serve(3);
+        thread.join().unwrap();
+        let after = f.ctx.stats();
+        let blocked = after.blocking_waits - before.blocking_waits;
+        if polling {
+            assert_eq!(blocked, 0, "served by polling: {after:?}");
+            assert_eq!(after.poll_hits - before.poll_hits, 1, "{after:?}");
+        } else {
+            assert_eq!(blocked, 1, "polling off: served after a blocking wait");
+        }
+        f.ctx.set_fd_handler(&*ev, None).unwrap();
+    }
+}

@@ -107,63 +107,61 @@ impl EpollMonitor {
     /// `None` to try again with the time that remains (`EINTR`, or the
     /// epoll fd was readable but the events were gone by the time we
     /// collected them).
+    ///
+    /// Only a finite, non-zero timeout needs more than `epoll_wait`, whose
+    /// milliseconds serve "never block" and "forever" exactly.
     fn wait_once(&mut self, timeout: Option<Duration>) -> io::Result<Option<usize>> {
         let (ptr, max) = (self.events.as_mut_ptr(), self.events.len() as libc::c_int);
         let epfd = self.epfd.as_raw_fd();
-        let rc = if self.pwait2 {
-            let ts = timeout.map(|t| KernelTimespec {
-                tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: i64::from(t.subsec_nanos()),
-            });
-            let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |ts| ts as *const _);
-            // SAFETY: `ptr` points to `max` writable epoll_event structs
-            // (exclusively borrowed through `self`); `ts_ptr` is null or
-            // points to `ts`, alive for the call; a null signal mask leaves
-            // the mask unchanged, and its size argument is then ignored.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_epoll_pwait2,
-                    epfd,
-                    ptr,
-                    max,
-                    ts_ptr,
-                    0usize,
-                    0usize,
-                )
-            };
-            // EPERM is no error epoll_pwait2 can give: a seccomp filter's
-            // answer to a system call it does not know.
-            if rc < 0 && matches!(errno(), libc::ENOSYS | libc::EPERM) {
-                self.pwait2 = false;
-                return Ok(None);
+        let rc = match timeout {
+            Some(t) if !t.is_zero() && self.pwait2 => {
+                let ts = KernelTimespec {
+                    tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+                    tv_nsec: i64::from(t.subsec_nanos()),
+                };
+                // SAFETY: `ptr` points to `max` writable epoll_event structs
+                // (exclusively borrowed through `self`); `ts` is alive for
+                // the call; a null signal mask leaves the mask unchanged,
+                // and its size argument is then ignored.
+                let rc = unsafe {
+                    libc::syscall(libc::SYS_epoll_pwait2, epfd, ptr, max, &ts, 0usize, 0usize)
+                };
+                // EPERM is no error epoll_pwait2 can give: a seccomp filter's
+                // answer to a system call it does not know.
+                if rc < 0 && matches!(errno(), libc::ENOSYS | libc::EPERM) {
+                    self.pwait2 = false;
+                    return Ok(None);
+                }
+                rc as libc::c_int
             }
-            rc as libc::c_int
-        } else if let Some(t) = timeout.filter(|t| !t.is_zero()) {
-            let mut pfd = libc::pollfd {
-                fd: epfd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ts = libc::timespec {
-                tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: t.subsec_nanos() as libc::c_long,
-            };
-            // SAFETY: `pfd` and `ts` are live locals for the call; a null
-            // signal mask leaves the mask unchanged.
-            match unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) } {
-                // SAFETY: `ptr` points to `max` writable epoll_event structs, as
-                // for epoll_pwait2 above; no other pointer is passed.
-                1 => match unsafe { libc::epoll_wait(epfd, ptr, max, 0) } {
-                    0 => return Ok(None),
+            Some(t) if !t.is_zero() => {
+                let mut pfd = libc::pollfd {
+                    fd: epfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ts = libc::timespec {
+                    tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+                    tv_nsec: t.subsec_nanos() as libc::c_long,
+                };
+                // SAFETY: `pfd` and `ts` are live locals for the call; a null
+                // signal mask leaves the mask unchanged.
+                match unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) } {
+                    // SAFETY: `ptr` points to `max` writable epoll_event
+                    // structs (exclusively borrowed through `self`).
+                    1 => match unsafe { libc::epoll_wait(epfd, ptr, max, 0) } {
+                        0 => return Ok(None),
+                        rc => rc,
+                    },
                     rc => rc,
-                },
-                rc => rc,
+                }
             }
-        } else {
-            let ms = if timeout.is_some() { 0 } else { -1 };
-            // SAFETY: `ptr` points to `max` writable epoll_event structs, as
-            // for epoll_pwait2 above; no other pointer is passed.
-            unsafe { libc::epoll_wait(epfd, ptr, max, ms) }
+            _ => {
+                let ms = if timeout.is_some() { 0 } else { -1 };
+                // SAFETY: `ptr` points to `max` writable epoll_event structs
+                // (exclusively borrowed through `self`).
+                unsafe { libc::epoll_wait(epfd, ptr, max, ms) }
+            }
         };
         if rc >= 0 {
             return Ok(Some(rc as usize));

@@ -130,7 +130,7 @@ fn render_group(out: &mut String, group: &Group, name_width: usize) {
     let reference = group.reference_median();
     for row in &group.rows {
         let ratio = match reference {
-            Some(r) if r > 0.0 => format!("{:.2}x", row.median_ns / r),
+            Some(r) if r > 0.0 => ratio(row.median_ns / r),
             _ => "-".to_owned(),
         };
         let allocs = row.allocs_per_iter.map_or_else(|| "n/a".to_owned(), allocs);
@@ -156,6 +156,16 @@ fn render_group(out: &mut String, group: &Group, name_width: usize) {
         let _ = writeln!(out, "  note: {note}");
     }
     out.push('\n');
+}
+
+/// A ratio of medians, with enough digits that a small one does not round
+/// to zero.
+pub fn ratio(x: f64) -> String {
+    if x < 0.1 {
+        format!("{x:.4}x")
+    } else {
+        format!("{x:.2}x")
+    }
 }
 
 /// Allocations per iteration: `0` only when there were none at all, and
@@ -241,6 +251,8 @@ mod tests {
         assert_eq!(allocs(0.0), "0");
         assert_eq!(allocs(0.00002), "0.00002");
         assert_eq!(allocs(1.0), "1.00");
+        assert_eq!(ratio(0.0044), "0.0044x");
+        assert_eq!(ratio(1.5), "1.50x");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use fdmon_epoll::EpollMonitor;
 use fdmon_poll::PollMonitor;
 
 use crate::measure::{Measurement, Plan, Variant, interleaved};
-use crate::report::{Group, Report, Summary};
+use crate::report::{Group, Report, Summary, ratio};
 use crate::scenarios::check_done;
 
 /// The numbers of idle fds measured, `K`.
@@ -110,10 +110,7 @@ fn summary(idle_counts: &[usize], groups: &[Group]) -> Summary {
         let mut row = vec![k.to_string()];
         row.extend(VARIANTS.map(|name| format!("{:.1}", median(group, name))));
         for (poll, epoll) in [(AIO_POLL, AIO_EPOLL), (REFERENCE, RAW_EPOLL)] {
-            row.push(format!(
-                "{:.2}x",
-                median(group, epoll) / median(group, poll)
-            ));
+            row.push(ratio(median(group, epoll) / median(group, poll)));
         }
         rows.push(row);
     }

@@ -1,1 +1,265 @@
-//! An `FdMonitor` over io_uring (work in progress).
+//! An [`FdMonitor`] over io_uring, for the `aio` event loop.
+//!
+//! Each registration is a one-shot `IORING_OP_POLL_ADD` on the ring whose
+//! `user_data` is the registration's token. A completion is reported with
+//! that token and the poll is re-armed at once: the request is queued and
+//! reaches the kernel with the next wait, after the handler has run, so an
+//! fd that the handler did not drain completes again at once (level
+//! semantics, as `poll(2)` has). Multishot polls are not used: they report
+//! each wake-up once, like an edge-triggered monitor.
+//!
+//! Registration changes cost no system call: adds, re-arms and
+//! `IORING_OP_POLL_REMOVE`s are batched into the one `io_uring_enter` that
+//! also waits, with a nanosecond timeout (`IORING_ENTER_EXT_ARG`). Because
+//! completions land in a ring shared with user space,
+//! [`pending`](FdMonitor::pending) can tell whether readiness waits without
+//! a system call, which lets the core busy-poll handlers that have no
+//! `poll` callback. How soon a completion shows depends on the
+//! [`TaskRun`] mode.
+//!
+//! ```
+//! use aio_core::{AioContext, EventNotifier, FdHandler};
+//! use fdmon_uring::UringMonitor;
+//!
+//! let ctx = AioContext::with_monitor(Box::new(UringMonitor::new()?))?;
+//! let n = EventNotifier::new()?;
+//! ctx.set_fd_handler(&n, Some(FdHandler::new().on_read(|_| {})))?;
+//! n.set()?;
+//! assert!(ctx.poll(false)?);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! A removed registration's poll is cancelled with the next wait; until
+//! then the ring keeps a reference to the file, so closing the fd does not
+//! release the file before the loop waits again.
+
+mod registrations;
+mod ring;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use aio_core::{FdMonitor, Pending, ReadyEvent, Registration};
+
+use registrations::Registrations;
+use ring::Ring;
+pub use ring::{TaskRun, UringOptions};
+
+/// A monitor over io_uring poll requests.
+///
+/// ```
+/// use std::rc::Rc;
+/// use aio_core::{AioContext, EventNotifier, FdHandler, FdMonitor, Pending};
+/// use fdmon_uring::{TaskRun, UringMonitor};
+///
+/// let monitor = UringMonitor::new()?;
+/// assert_eq!(monitor.name(), "io_uring");
+/// assert_eq!(monitor.task_run(), TaskRun::default());
+///
+/// let ctx = AioContext::with_monitor(Box::new(monitor))?;
+/// let n = Rc::new(EventNotifier::new()?);
+/// let reader = Rc::clone(&n);
+/// ctx.set_fd_handler(&*n, Some(FdHandler::new().on_read(move |_| {
+///     reader.test_and_clear().unwrap();
+/// })))?;
+/// n.set()?;
+/// assert!(ctx.poll(true)?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct UringMonitor {
+    ring: Ring,
+    registrations: Registrations,
+    /// Answering [`Pending::Unknown`] until a wait collects readiness or
+    /// blocks; see [`pending`](UringMonitor::pending).
+    peeking: bool,
+}
+
+impl UringMonitor {
+    /// A monitor with the default [`UringOptions`]; on a kernel that does
+    /// not know the default task-running flags (`EINVAL`, before Linux
+    /// 5.19), one in [`TaskRun::Interrupt`] mode.
+    ///
+    /// # Errors
+    ///
+    /// The setup's error with its raw OS error: `ENOSYS` (no io_uring in
+    /// this kernel), `EPERM` (forbidden by seccomp or
+    /// `kernel.io_uring_disabled`), `ENOMEM` (the locked-memory limit).
+    /// [`io::ErrorKind::Unsupported`] if the kernel lacks an opcode or a
+    /// feature the monitor needs; the message names it.
+    pub fn new() -> io::Result<UringMonitor> {
+        match UringMonitor::with_options(UringOptions::default()) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                UringMonitor::with_options(UringOptions::default().task_run(TaskRun::Interrupt))
+            }
+            result => result,
+        }
+    }
+
+    /// A monitor set up as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](UringMonitor::new), and `EINVAL` if the kernel does not
+    /// know the task-running flags asked for.
+    pub fn with_options(options: UringOptions) -> io::Result<UringMonitor> {
+        Ok(UringMonitor {
+            ring: Ring::open(&options)?,
+            registrations: Registrations::default(),
+            peeking: false,
+        })
+    }
+
+    /// The task-running mode the ring was set up with.
+    pub fn task_run(&self) -> TaskRun {
+        self.ring.task_run()
+    }
+
+    /// How many fds are watched.
+    pub fn len(&self) -> usize {
+        self.registrations.len()
+    }
+
+    /// Whether no fd is watched.
+    pub fn is_empty(&self) -> bool {
+        self.registrations.len() == 0
+    }
+
+    /// One wait, as [`FdMonitor::wait`] describes it.
+    fn wait_inner(
+        &mut self,
+        events: &mut Vec<ReadyEvent>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let before = events.len();
+        // Requests that do not fit wait for the next call; the enter below
+        // still collects what is there.
+        if let Err(e) = self.registrations.flush(&mut self.ring)
+            && !transient(&e)
+        {
+            return Err(e);
+        }
+        if timeout == Some(Duration::ZERO) || self.ring.has_completions() {
+            if self.ring.must_enter() {
+                match self.ring.enter(0, None) {
+                    Err(e) if !transient(&e) => return Err(e),
+                    _ => {}
+                }
+            }
+            return self.reap(events);
+        }
+        // A deadline past what `Instant` can hold is as good as forever.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut left = timeout.filter(|_| deadline.is_some());
+        loop {
+            let entered = self.ring.enter(1, left);
+            self.reap(events)?;
+            if events.len() > before {
+                return Ok(());
+            }
+            match entered {
+                Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                _ => {}
+            }
+            // Woken without an event for a live registration (a signal, a
+            // stale or internal completion): wait for the time that remains.
+            if let Some(deadline) = deadline {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return Ok(());
+                }
+                left = Some(remaining);
+            }
+        }
+    }
+
+    /// Moves every completion posted so far to `events`, then any the
+    /// kernel kept aside because the completion queue was full.
+    fn reap(&mut self, events: &mut Vec<ReadyEvent>) -> io::Result<()> {
+        loop {
+            for cqe in self.ring.completions() {
+                self.registrations
+                    .complete(cqe.user_data(), cqe.result(), events);
+            }
+            if !self.ring.overflowed() {
+                return Ok(());
+            }
+            match self.ring.enter(0, None) {
+                Err(e) if !transient(&e) => return Err(e),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for UringMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringMonitor")
+            .field("task_run", &self.task_run())
+            .field("registrations", &self.registrations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FdMonitor for UringMonitor {
+    fn name(&self) -> &'static str {
+        "io_uring"
+    }
+
+    fn update(
+        &mut self,
+        fd: RawFd,
+        old: Option<Registration>,
+        new: Option<Registration>,
+    ) -> io::Result<()> {
+        self.registrations.update(fd, old, new)
+    }
+
+    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        let before = events.len();
+        let result = self.wait_inner(events, timeout);
+        if events.len() > before || timeout != Some(Duration::ZERO) {
+            self.peeking = false;
+        }
+        result
+    }
+
+    /// What the rings show (see [`TaskRun`]), except while requests that
+    /// the kernel has not seen are queued (re-arms after a completion, adds,
+    /// removes). Readiness of a re-armed fd cannot be known before its poll
+    /// reaches the kernel, so the answer is then [`Pending::Unknown`], and
+    /// the core hands the requests over with a zero-timeout wait where that
+    /// matters: at once in an iteration that does not blocks or whose
+    /// busy-poll window peeks at the monitor, within 50 us in a loop whose
+    /// `poll` callbacks cover every fd. (A `Yes` would end the busy-poll
+    /// window at once, counted as a hit, with nothing to dispatch.)
+    ///
+    /// The answer stays `Unknown` until a wait collects readiness or
+    /// blocks: once the core has started to peek with zero-timeout waits in
+    /// a window, the peeks (which cost no system call once the requests
+    /// are in, in the modes that show readiness) collect what completes,
+    /// whereas a `Yes` after a peek would end the window without a wait
+    /// that collects it.
+    fn pending(&mut self) -> Pending {
+        if self.peeking {
+            return Pending::Unknown;
+        }
+        match self.ring.pending() {
+            Pending::No if self.registrations.has_queued() => {
+                self.peeking = true;
+                Pending::Unknown
+            }
+            pending => pending,
+        }
+    }
+}
+
+/// Errors after which the monitor goes on: a signal (`EINTR`), or a kernel
+/// short of resources for the moment (`EAGAIN`, `EBUSY`), which the next
+/// wait tries again once completions are collected.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+    )
+}

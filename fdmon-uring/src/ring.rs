@@ -1,0 +1,381 @@
+//! The ring: the options it is set up with (size, task-running mode), the
+//! checks that the kernel supports what the monitor needs, and the one
+//! place that enters the kernel.
+
+use std::io;
+use std::time::Duration;
+
+use aio_core::Pending;
+use io_uring::EnterFlags;
+use io_uring::cqueue::CompletionQueue;
+use io_uring::register::Probe;
+use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::{IoUring, opcode, squeue};
+
+/// How the kernel runs the task work that turns an fd's wake-up into a
+/// completion on the ring, and so whether the loop can see that completion
+/// while it spins in user space.
+///
+/// When a polled fd becomes ready, the kernel does not post the completion
+/// from the waker's context: it queues *task work* for the thread that owns
+/// the ring. The modes differ in how that work gets run:
+///
+/// | mode | setup flags | runs when | seen while spinning |
+/// |------|-------------|-----------|---------------------|
+/// | [`Interrupt`](TaskRun::Interrupt) | none | at once: the thread is interrupted (an IPI if it is on a CPU) | yes, in the completion ring |
+/// | [`Cooperative`](TaskRun::Cooperative) | `COOP_TASKRUN` | the thread's next entry into the kernel | no |
+/// | [`CooperativeFlag`](TaskRun::CooperativeFlag) | `COOP_TASKRUN \| TASKRUN_FLAG` | the next entry; the kernel raises `IORING_SQ_TASKRUN` meanwhile | yes, as the flag |
+/// | [`Deferred`](TaskRun::Deferred) | `DEFER_TASKRUN \| SINGLE_ISSUER` | the next wait on the ring | no |
+/// | [`DeferredFlag`](TaskRun::DeferredFlag) | `DEFER_TASKRUN \| SINGLE_ISSUER \| TASKRUN_FLAG` | the next wait; the flag is raised meanwhile | yes, as the flag |
+///
+/// In the modes that cannot show readiness in user space the monitor
+/// answers [`Pending::Unknown`], like a poll or epoll monitor: the core
+/// then asks the kernel with zero-timeout waits, each a system call.
+///
+/// The deferred modes bind the ring to one thread: the first that waits on
+/// it (the ring is set up disabled and enabled by that first wait). A
+/// monitor in those modes must stay on that thread afterwards.
+///
+/// ```
+/// use fdmon_uring::TaskRun;
+///
+/// assert!(TaskRun::CooperativeFlag.shows_readiness());
+/// assert!(!TaskRun::Cooperative.shows_readiness());
+/// assert_eq!(TaskRun::ALL.len(), 5);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum TaskRun {
+    /// No task-running flag: the kernel interrupts the thread to post each
+    /// completion.
+    Interrupt,
+    /// `IORING_SETUP_COOP_TASKRUN`: no interrupt; completions are posted
+    /// when the thread next enters the kernel.
+    Cooperative,
+    /// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG`: no
+    /// interrupt, and the kernel raises `IORING_SQ_TASKRUN` in the shared
+    /// ring when completions wait to be posted. The default: it won the
+    /// ping-pong measurement of the crate's `pingpong` example.
+    #[default]
+    CooperativeFlag,
+    /// `IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER`:
+    /// completions are posted only by a wait on the ring.
+    Deferred,
+    /// `IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+    /// IORING_SETUP_TASKRUN_FLAG`: as [`Deferred`](TaskRun::Deferred), with
+    /// the flag raised when completions wait to be posted.
+    DeferredFlag,
+}
+
+impl TaskRun {
+    /// Every mode, in the order of the table above.
+    pub const ALL: [TaskRun; 5] = [
+        TaskRun::Interrupt,
+        TaskRun::Cooperative,
+        TaskRun::CooperativeFlag,
+        TaskRun::Deferred,
+        TaskRun::DeferredFlag,
+    ];
+
+    /// Whether readiness shows in user space without a system call in this
+    /// mode, so that the core can busy-poll fds that have no `poll`
+    /// callback.
+    pub const fn shows_readiness(self) -> bool {
+        matches!(
+            self,
+            TaskRun::Interrupt | TaskRun::CooperativeFlag | TaskRun::DeferredFlag
+        )
+    }
+
+    /// The setup flags, as the kernel spells them.
+    pub const fn flags(self) -> &'static str {
+        match self {
+            TaskRun::Interrupt => "none",
+            TaskRun::Cooperative => "COOP_TASKRUN",
+            TaskRun::CooperativeFlag => "COOP_TASKRUN|TASKRUN_FLAG",
+            TaskRun::Deferred => "DEFER_TASKRUN|SINGLE_ISSUER",
+            TaskRun::DeferredFlag => "DEFER_TASKRUN|SINGLE_ISSUER|TASKRUN_FLAG",
+        }
+    }
+
+    const fn flagged(self) -> bool {
+        matches!(self, TaskRun::CooperativeFlag | TaskRun::DeferredFlag)
+    }
+
+    const fn single_issuer(self) -> bool {
+        matches!(self, TaskRun::Deferred | TaskRun::DeferredFlag)
+    }
+}
+
+/// How to set up a [`UringMonitor`](crate::UringMonitor).
+///
+/// ```
+/// use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
+///
+/// let options = UringOptions::default()
+///     .entries(64)
+///     .task_run(TaskRun::DeferredFlag);
+/// let monitor = UringMonitor::with_options(options)?;
+/// assert_eq!(monitor.task_run(), TaskRun::DeferredFlag);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct UringOptions {
+    /// Submission queue entries (the completion queue has twice as many);
+    /// the kernel rounds up to a power of two and clamps to its maximum.
+    /// More registration changes than this in one iteration cost an extra
+    /// submission each time the queue fills.
+    pub entries: u32,
+    /// How completions get posted; see [`TaskRun`].
+    pub task_run: TaskRun,
+}
+
+impl UringOptions {
+    /// The default number of submission queue entries.
+    pub const DEFAULT_ENTRIES: u32 = 256;
+
+    /// Sets the number of submission queue entries.
+    #[must_use]
+    pub fn entries(mut self, entries: u32) -> UringOptions {
+        self.entries = entries;
+        self
+    }
+
+    /// Sets the task-running mode.
+    #[must_use]
+    pub fn task_run(mut self, task_run: TaskRun) -> UringOptions {
+        self.task_run = task_run;
+        self
+    }
+}
+
+impl Default for UringOptions {
+    fn default() -> UringOptions {
+        UringOptions {
+            entries: UringOptions::DEFAULT_ENTRIES,
+            task_run: TaskRun::default(),
+        }
+    }
+}
+
+/// An io_uring instance set up for the monitor.
+pub(crate) struct Ring {
+    uring: IoUring,
+    task_run: TaskRun,
+    /// Set up disabled (single-issuer modes) and not yet enabled: the first
+    /// thread to enter it becomes its issuer.
+    disabled: bool,
+}
+
+impl Ring {
+    /// Sets up a ring and checks that the kernel has what the monitor
+    /// needs. Setup errors keep their raw OS error (`ENOSYS`, `EPERM`,
+    /// `ENOMEM`, `EINVAL` for unknown flags); a missing feature or opcode
+    /// is `Unsupported`, with a message naming it.
+    pub(crate) fn open(options: &UringOptions) -> io::Result<Ring> {
+        let mut builder = IoUring::builder();
+        builder.setup_clamp();
+        match options.task_run {
+            TaskRun::Interrupt => {}
+            TaskRun::Cooperative => {
+                builder.setup_coop_taskrun();
+            }
+            TaskRun::CooperativeFlag => {
+                builder.setup_coop_taskrun().setup_taskrun_flag();
+            }
+            TaskRun::Deferred => {
+                builder
+                    .setup_defer_taskrun()
+                    .setup_single_issuer()
+                    .setup_r_disabled();
+            }
+            TaskRun::DeferredFlag => {
+                builder
+                    .setup_defer_taskrun()
+                    .setup_single_issuer()
+                    .setup_r_disabled()
+                    .setup_taskrun_flag();
+            }
+        }
+        let uring = builder.build(options.entries.max(1))?;
+        let params = uring.params();
+        if !params.is_feature_ext_arg() {
+            return Err(unsupported("the IORING_FEAT_EXT_ARG feature (Linux 5.11)"));
+        }
+        if !params.is_feature_nodrop() {
+            return Err(unsupported("the IORING_FEAT_NODROP feature (Linux 5.5)"));
+        }
+        let mut probe = Probe::new();
+        uring.submitter().register_probe(&mut probe)?;
+        for (code, name) in [
+            (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
+            (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
+        ] {
+            if !probe.is_supported(code) {
+                return Err(unsupported(name));
+            }
+        }
+        Ok(Ring {
+            uring,
+            task_run: options.task_run,
+            disabled: options.task_run.single_issuer(),
+        })
+    }
+
+    pub(crate) fn task_run(&self) -> TaskRun {
+        self.task_run
+    }
+
+    /// Queues one request, first submitting what the queue holds if it is
+    /// full.
+    ///
+    /// `entry` must be a poll add or poll remove built by this crate: such
+    /// requests point to no memory of ours.
+    pub(crate) fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        if self.uring.submission().is_full() {
+            self.enter(0, None)?;
+        }
+        // SAFETY: `push` may only be given entries whose buffers stay valid
+        // until they complete; the monitor pushes only POLL_ADD (an fd and
+        // an event mask) and POLL_REMOVE (a user_data value) requests,
+        // which carry plain values and no pointer.
+        let pushed = unsafe { self.uring.submission().push(entry) };
+        pushed.map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// One `io_uring_enter`: submits whatever the submission queue holds,
+    /// runs pending task work and flushes overflowed completions
+    /// (`GETEVENTS`), and, with `min_complete = 1`, waits for a completion
+    /// for at most `timeout` (`None`: forever).
+    ///
+    /// An expired timeout (`ETIME`) is not an error. `EINTR` is returned to
+    /// the caller, which knows how much time remains.
+    pub(crate) fn enter(&mut self, min_complete: u32, timeout: Option<Duration>) -> io::Result<()> {
+        if self.disabled {
+            self.uring.submitter().register_enable_rings()?;
+            self.disabled = false;
+        }
+        let to_submit = u32::try_from(self.uring.submission().len()).unwrap_or(u32::MAX);
+        let ts = timeout.filter(|_| min_complete > 0).map(timespec);
+        let args = ts.as_ref().map(|ts| SubmitArgs::new().timespec(ts));
+        let mut flags = EnterFlags::GETEVENTS;
+        if args.is_some() {
+            flags |= EnterFlags::EXT_ARG;
+        }
+        // SAFETY: the kernel reads `args` (when given, with the EXT_ARG
+        // flag that says so), a `SubmitArgs`, which is the kernel's
+        // `io_uring_getevents_arg` with no signal mask and a pointer to
+        // `ts`; both live on this frame until the call returns. Without
+        // EXT_ARG the argument is a null signal mask. The queued requests
+        // point to no memory (see `push`).
+        let entered = unsafe {
+            self.uring
+                .submitter()
+                .enter(to_submit, min_complete, flags.bits(), args.as_ref())
+        };
+        match entered {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The completions posted so far; those iterated over are consumed
+    /// when the returned queue is dropped.
+    pub(crate) fn completions(&mut self) -> CompletionQueue<'_> {
+        self.uring.completion()
+    }
+
+    pub(crate) fn has_completions(&mut self) -> bool {
+        !self.uring.completion().is_empty()
+    }
+
+    /// Whether the kernel holds completions that did not fit in the
+    /// completion queue: an enter with `GETEVENTS` moves them in.
+    pub(crate) fn overflowed(&mut self) -> bool {
+        self.uring.submission().cq_overflow()
+    }
+
+    /// Whether a non-blocking wait has to enter the kernel: to submit
+    /// requests, to run task work, to flush overflowed completions, or
+    /// because this mode cannot show whether task work is pending.
+    pub(crate) fn must_enter(&mut self) -> bool {
+        let sq = self.uring.submission();
+        !sq.is_empty()
+            || !self.task_run.shows_readiness()
+            || sq.cq_overflow()
+            || (self.task_run.flagged() && sq.taskrun())
+    }
+
+    /// What the ring shows without a system call: in the modes that show
+    /// readiness, `Yes` if completions (or overflowed completions, or task
+    /// work that posts them) or unsubmitted requests wait, else `No`; in
+    /// the others `Unknown`, always (a completion can appear there only
+    /// when the thread enters the kernel, so the ring alone never settles
+    /// the question).
+    pub(crate) fn pending(&mut self) -> Pending {
+        if !self.task_run.shows_readiness() {
+            return Pending::Unknown;
+        }
+        if !self.uring.completion().is_empty() {
+            return Pending::Yes;
+        }
+        let sq = self.uring.submission();
+        if !sq.is_empty() || sq.cq_overflow() || (self.task_run.flagged() && sq.taskrun()) {
+            Pending::Yes
+        } else {
+            Pending::No
+        }
+    }
+}
+
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("io_uring: the kernel lacks {what}"),
+    )
+}
+
+/// A relative timeout as the kernel reads it; seconds beyond what it can
+/// hold are clamped (to about 292 billion years).
+fn timespec(d: Duration) -> Timespec {
+    Timespec::new()
+        .sec(d.as_secs().min(i64::MAX as u64))
+        .nsec(d.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mode_sets_up() {
+        for task_run in TaskRun::ALL {
+            let ring = Ring::open(&UringOptions::default().task_run(task_run));
+            assert!(ring.is_ok(), "{task_run:?}: {:?}", ring.err());
+        }
+    }
+
+    #[test]
+    fn an_empty_ring_shows_nothing_or_cannot_tell() {
+        for task_run in TaskRun::ALL {
+            let mut ring = Ring::open(&UringOptions::default().task_run(task_run)).unwrap();
+            let expected = if task_run.shows_readiness() {
+                Pending::No
+            } else {
+                Pending::Unknown
+            };
+            assert_eq!(ring.pending(), expected, "{task_run:?}");
+        }
+    }
+
+    #[test]
+    fn a_zero_timeout_enter_does_not_block() {
+        let mut ring = Ring::open(&UringOptions::default()).unwrap();
+        ring.enter(0, None).unwrap();
+        let start = std::time::Instant::now();
+        ring.enter(1, Some(Duration::from_micros(200))).unwrap();
+        assert!(start.elapsed() >= Duration::from_micros(200));
+    }
+}

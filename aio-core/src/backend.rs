@@ -10,8 +10,21 @@ pub struct BackendInfo {
     pub name: &'static str,
     /// How it was selected.
     pub selection: Selection,
-    /// Better candidates that were tried first and refused, with why.
+    /// Candidates that were tried and refused (at selection, or when an
+    /// upgrade failed), with why.
     pub skipped: Vec<Skipped>,
+    /// A move to another monitor planned for when enough fds are
+    /// registered; `None` once it is made or has failed.
+    pub upgrade: Option<PlannedUpgrade>,
+}
+
+/// A planned [`Upgrade`](crate::Upgrade), as reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedUpgrade {
+    /// The monitor it moves to.
+    pub name: &'static str,
+    /// The number of handlers at which it moves.
+    pub at_handlers: usize,
 }
 
 /// How a context's monitor was selected.
@@ -56,6 +69,7 @@ impl BackendInfo {
             name,
             selection: Selection::Chosen,
             skipped: Vec::new(),
+            upgrade: None,
         }
     }
 
@@ -65,6 +79,7 @@ impl BackendInfo {
             name,
             selection: Selection::Forced { by },
             skipped: Vec::new(),
+            upgrade: None,
         }
     }
 
@@ -89,6 +104,7 @@ impl BackendInfo {
     pub(crate) fn upgraded(&mut self, name: &'static str, from: &'static str, at_handlers: usize) {
         self.name = name;
         self.selection = Selection::Upgraded { from, at_handlers };
+        self.upgrade = None;
     }
 }
 
@@ -102,6 +118,13 @@ impl fmt::Display for BackendInfo {
             Selection::Upgraded { from, at_handlers } => {
                 write!(f, " (upgraded from {from} at {at_handlers} handlers)")?;
             }
+        }
+        if let Some(upgrade) = self.upgrade {
+            write!(
+                f,
+                ", moving to {} at {} handlers",
+                upgrade.name, upgrade.at_handlers
+            )?;
         }
         for skipped in &self.skipped {
             write!(f, "; {} skipped: {}", skipped.name, skipped.reason)?;

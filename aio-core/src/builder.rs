@@ -121,9 +121,10 @@ impl ContextBuilder {
             Some(doorbell) => doorbell,
             None => Box::new(EventNotifier::new()?),
         };
-        let backend = self
+        let mut backend = self
             .backend
             .unwrap_or_else(|| BackendInfo::chosen(self.monitor.name()));
+        backend.upgrade = self.upgrade.as_ref().map(Upgrade::planned);
         let ctx = AioContext {
             inner: Rc::new(Inner {
                 monitor: RefCell::new(self.monitor),

@@ -52,7 +52,7 @@ mod upgrade;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use backend::{BackendInfo, Selection, Skipped};
+pub use backend::{BackendInfo, PlannedUpgrade, Selection, Skipped};
 pub use bh::{BottomHalf, RemoteBh};
 pub use builder::ContextBuilder;
 pub use clock::{Clock, ManualClock};

@@ -12,6 +12,7 @@ use std::fmt;
 use std::io;
 
 use crate::AioContext;
+use crate::backend::PlannedUpgrade;
 use crate::monitor::FdMonitor;
 
 type OpenMonitor = Box<dyn FnOnce() -> io::Result<Box<dyn FdMonitor>>>;
@@ -41,6 +42,14 @@ impl Upgrade {
     /// The number of handlers at which the move happens.
     pub fn at_handlers(&self) -> usize {
         self.at_handlers
+    }
+
+    /// How the plan shows in a [`BackendInfo`](crate::BackendInfo).
+    pub fn planned(&self) -> PlannedUpgrade {
+        PlannedUpgrade {
+            name: self.name,
+            at_handlers: self.at_handlers,
+        }
     }
 }
 
@@ -77,10 +86,11 @@ impl AioContext {
         let mut backend = inner.backend.borrow_mut();
         match moved {
             Ok(()) => backend.upgraded(upgrade.name, from, upgrade.at_handlers),
-            Err(e) => backend.skip(
-                upgrade.name,
-                format!("upgrade at {} handlers failed: {e}", upgrade.at_handlers),
-            ),
+            Err(e) => {
+                backend.upgrade = None;
+                let reason = format!("upgrade at {} handlers failed: {e}", upgrade.at_handlers);
+                backend.skip(upgrade.name, reason);
+            }
         }
     }
 }

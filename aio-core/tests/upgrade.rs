@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use aio_core::testing::{Count, SimWorld};
-use aio_core::{AioContext, ContextBuilder, FdHandler, PollParams, Selection, Upgrade};
+use aio_core::{
+    AioContext, ContextBuilder, FdHandler, PlannedUpgrade, PollParams, Selection, Upgrade,
+};
 
 /// A context on the sim that moves to a second sim monitor at 4 handlers.
 fn context(world: &Arc<SimWorld>, opened: &Rc<Cell<usize>>) -> AioContext {
@@ -73,6 +75,15 @@ fn pending_readiness_survives_the_upgrade() {
         Selection::Chosen,
         "no move outside poll"
     );
+    let planned = PlannedUpgrade {
+        name: "sim-upgraded",
+        at_handlers: 4,
+    };
+    assert_eq!(ctx.backend().upgrade, Some(planned));
+    assert_eq!(
+        ctx.backend().to_string(),
+        "sim (best available), moving to sim-upgraded at 4 handlers"
+    );
     assert!(ctx.poll(false).unwrap());
     assert_eq!(opened.get(), 1);
     assert_eq!(ctx.backend().name, "sim-upgraded");
@@ -88,6 +99,7 @@ fn pending_readiness_survives_the_upgrade() {
         1,
         "the readiness pending before the move was dispatched"
     );
+    assert_eq!(ctx.backend().upgrade, None, "done");
     events[3].set();
     assert!(ctx.poll(false).unwrap());
     assert_eq!(runs[3].get(), 1, "the new monitor watches every fd");
@@ -208,6 +220,8 @@ fn failed_upgrade_is_reported_and_not_retried() {
     let info = ctx.backend();
     assert_eq!((info.name, info.selection), ("sim", Selection::Chosen));
     assert_eq!(info.skipped.len(), 1);
+    assert_eq!(info.upgrade, None, "given up");
+    assert_eq!(info.upgrade, None, "given up");
     assert_eq!(info.skipped[0].name, "broken");
     assert!(
         info.skipped[0]

@@ -1,69 +1,16 @@
-//! Backend selection: which monitor a context runs on, forced by the user
-//! or the best the machine allows, with the reasons recorded.
+//! `Builder`: the backend (forced by the program, by `AIO_BACKEND`, or the
+//! best available), polling parameters and clock of a new context.
 
 use std::env;
-use std::fmt;
 use std::io;
-use std::str::FromStr;
 
-use aio_core::{AioContext, BackendInfo, Clock, ContextBuilder, FdMonitor, PollParams};
+use aio_core::{AioContext, BackendInfo, Clock, ContextBuilder, PollParams};
+
+use crate::backend::{Backend, describe_refusal};
+use crate::select::{Open, Plan, select};
 
 /// The environment variable that forces a backend.
 pub const BACKEND_ENV: &str = "AIO_BACKEND";
-
-/// A kernel interface for a context to run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Backend {
-    /// The best one available.
-    Auto,
-    /// `ppoll(2)`.
-    Poll,
-}
-
-impl Backend {
-    /// The name used in reports and in `AIO_BACKEND`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Poll => "poll",
-        }
-    }
-
-    /// The backends `Auto` tries, best first.
-    const PREFERENCE: &'static [Backend] = &[Backend::Poll];
-
-    /// Sets up this backend's monitor on its own, for a context built with
-    /// [`ContextBuilder`] or for running the conformance suite on it.
-    ///
-    /// # Errors
-    ///
-    /// If the backend is not compiled in or the machine refuses it.
-    pub fn open(self) -> io::Result<Box<dyn FdMonitor>> {
-        open(self)
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Backend {
-    type Err = io::Error;
-
-    fn from_str(s: &str) -> io::Result<Backend> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Backend::Auto),
-            "poll" => Ok(Backend::Poll),
-            other => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("unknown backend {other:?} (expected auto or poll)"),
-            )),
-        }
-    }
-}
 
 /// Builds an [`AioContext`]: backend, polling parameters, clock.
 ///
@@ -119,13 +66,33 @@ impl Builder {
     /// error of a forced backend; the error of the last candidate if every
     /// one failed.
     pub fn build(self) -> io::Result<AioContext> {
-        let (monitor, info) = match forced(self.backend, env::var(BACKEND_ENV))? {
-            Some((backend, by)) => (open(backend)?, BackendInfo::forced(backend.name(), by)),
-            None => select()?,
+        self.build_with(&|backend: Backend| backend.open())
+    }
+
+    /// [`build`](Builder::build) with the backends that `open` sets up.
+    fn build_with(self, open: Open<'_>) -> io::Result<AioContext> {
+        let plan = match forced(self.backend, env::var(BACKEND_ENV))? {
+            None => select(open)?,
+            Some((backend, by)) => {
+                let monitor = open(backend).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("{backend} forced by {by}: {}", describe_refusal(&e)),
+                    )
+                })?;
+                Plan {
+                    info: BackendInfo::forced(monitor.name(), by),
+                    monitor,
+                    upgrade: None,
+                }
+            }
         };
-        let mut builder = ContextBuilder::new(monitor)
+        let mut builder = ContextBuilder::new(plan.monitor)
             .poll_params(self.params)
-            .backend_info(info);
+            .backend_info(plan.info);
+        if let Some(upgrade) = plan.upgrade {
+            builder = builder.upgrade(upgrade);
+        }
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
         }
@@ -157,47 +124,6 @@ fn forced(
         .parse::<Backend>()
         .map_err(|e| io::Error::new(e.kind(), format!("{BACKEND_ENV}: {e}")))?;
     Ok((backend != Backend::Auto).then_some((backend, BACKEND_ENV)))
-}
-
-/// Tries the backends best first; records why each refused one was skipped.
-fn select() -> io::Result<(Box<dyn FdMonitor>, BackendInfo)> {
-    let mut skipped = Vec::new();
-    let mut last_error = None;
-    for &backend in Backend::PREFERENCE {
-        match open(backend) {
-            Ok(monitor) => {
-                let info = skipped.into_iter().fold(
-                    BackendInfo::chosen(backend.name()),
-                    |info, (name, reason)| info.with_skipped(name, reason),
-                );
-                return Ok((monitor, info));
-            }
-            Err(e) => {
-                skipped.push((backend.name(), e.to_string()));
-                last_error = Some(e);
-            }
-        }
-    }
-    Err(last_error
-        .unwrap_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no backend compiled in")))
-}
-
-fn open(backend: Backend) -> io::Result<Box<dyn FdMonitor>> {
-    match backend {
-        Backend::Auto => Ok(select()?.0),
-        #[cfg(feature = "poll")]
-        Backend::Poll => Ok(Box::new(fdmon_poll::PollMonitor::new())),
-        #[cfg(not(feature = "poll"))]
-        Backend::Poll => Err(not_compiled(backend)),
-    }
-}
-
-#[cfg(not(feature = "poll"))]
-fn not_compiled(backend: Backend) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!("the {backend} backend is not compiled in (cargo feature)"),
-    )
 }
 
 #[cfg(test)]
@@ -249,6 +175,72 @@ mod tests {
         assert_eq!(
             forced(None, Err(not_unicode)).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn a_forced_backend_that_is_refused_is_an_error() {
+        let refuse = |backend: Backend| match backend {
+            Backend::IoUring => Err(io::Error::from_raw_os_error(libc::EPERM)),
+            other => other.open(),
+        };
+        let err = Builder::new()
+            .backend(Backend::IoUring)
+            .build_with(&refuse)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string().contains("io_uring forced by builder"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("seccomp"), "{err}");
+    }
+
+    #[test]
+    fn the_environment_forces_io_uring_and_its_refusal_is_an_error_too() {
+        let forced = forced(None, var("io_uring")).unwrap();
+        assert_eq!(forced, Some((Backend::IoUring, BACKEND_ENV)));
+    }
+
+    #[test]
+    fn auto_mode_moves_from_poll_to_epoll() {
+        let no_uring = |backend: Backend| match backend {
+            Backend::IoUring => Err(io::Error::from_raw_os_error(libc::ENOSYS)),
+            other => other.open(),
+        };
+        let ctx = Builder::new()
+            .backend(Backend::Auto)
+            .build_with(&no_uring)
+            .unwrap();
+        let info = ctx.backend();
+        assert_eq!(info.name, "poll");
+        let planned = aio_core::PlannedUpgrade {
+            name: "epoll",
+            at_handlers: crate::EPOLL_UPGRADE_AT,
+        };
+        assert_eq!(info.upgrade, Some(planned));
+        assert!(info.to_string().starts_with("poll (best available), moving to epoll at 16 handlers; io_uring skipped: no kernel support"), "{info}");
+        // Cross the threshold with one fd ready: the move loses nothing.
+        let fds: Vec<_> = (0..crate::EPOLL_UPGRADE_AT)
+            .map(|_| aio_core::EventNotifier::new().unwrap())
+            .collect();
+        let runs = std::rc::Rc::new(std::cell::Cell::new(0));
+        for fd in &fds {
+            let r = std::rc::Rc::clone(&runs);
+            let handler = aio_core::FdHandler::new().on_read(move |_| r.set(r.get() + 1));
+            ctx.set_fd_handler(fd, Some(handler)).unwrap();
+        }
+        fds[0].set().unwrap();
+        ctx.poll(false).unwrap();
+        assert_eq!(runs.get(), 1, "the fd ready before the move was dispatched");
+        let info = ctx.backend();
+        assert_eq!(info.name, "epoll");
+        assert_eq!(
+            info.selection,
+            aio_core::Selection::Upgraded {
+                from: "poll",
+                at_handlers: crate::EPOLL_UPGRADE_AT
+            }
         );
     }
 

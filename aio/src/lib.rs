@@ -27,15 +27,25 @@
 //! # Choosing the backend
 //!
 //! [`AioContextExt::new`] takes the best monitor compiled in (cargo features
-//! `poll`, and, as they land, `epoll` and `io-uring`) that the machine
-//! allows. [`Builder::backend`] or the `AIO_BACKEND` environment variable
-//! (`poll`, `auto`) force one; the builder's choice wins over the
-//! variable. [`AioContext::backend`] says which one runs and why.
+//! `io-uring`, `epoll`, `poll`, all on by default) that the machine allows:
+//! io_uring; else epoll in *auto mode*, which starts on poll and moves every
+//! registration to epoll once [`EPOLL_UPGRADE_AT`] fds are registered; else
+//! poll. A refused candidate is recorded with its cause (no kernel support,
+//! a seccomp filter or `kernel.io_uring_disabled`, the locked-memory limit, a
+//! missing opcode) and logged once through the `log` crate.
+//! [`Builder::backend`] or the `AIO_BACKEND` environment variable
+//! (`io_uring`, `epoll`, `poll`, `auto`) force one, and a forced backend
+//! that is refused is an error, not a silent fallback; the builder's choice
+//! wins over the variable. [`AioContext::backend`] says which one runs and
+//! why.
 
+mod backend;
 mod builder;
+mod select;
 
 pub use aio_core::*;
-pub use builder::{BACKEND_ENV, Backend, Builder};
+pub use backend::{Backend, EPOLL_UPGRADE_AT, describe_refusal};
+pub use builder::{BACKEND_ENV, Builder};
 
 /// Constructors of [`AioContext`] that pick a backend: import them with
 /// `use aio::prelude::*` or `use aio::AioContextExt`.

@@ -23,6 +23,8 @@ type MakeMonitor = Rc<dyn Fn() -> io::Result<Box<dyn FdMonitor>>>;
 #[derive(Clone)]
 pub struct Harness {
     kind: Kind,
+    /// Contexts move to this monitor at this many handlers.
+    upgrade: Option<(usize, &'static str, MakeMonitor)>,
 }
 
 #[derive(Clone)]
@@ -44,7 +46,21 @@ impl Harness {
     pub fn new(make: impl Fn() -> io::Result<Box<dyn FdMonitor>> + 'static) -> Harness {
         Harness {
             kind: Kind::Monitor(Rc::new(make)),
+            upgrade: None,
         }
+    }
+
+    /// Makes every fixture's context plan an [`Upgrade`](crate::Upgrade)
+    /// to the monitor `make` sets up once `at_handlers` fds are registered,
+    /// so that the cases cross it (use a small number).
+    pub fn upgrading_at(
+        mut self,
+        at_handlers: usize,
+        name: &'static str,
+        make: impl Fn() -> io::Result<Box<dyn FdMonitor>> + 'static,
+    ) -> Harness {
+        self.upgrade = Some((at_handlers, name, Rc::new(make)));
+        self
     }
 
     /// A harness on the simulated monitor, which needs a system call to
@@ -52,6 +68,7 @@ impl Harness {
     pub fn sim() -> Harness {
         Harness {
             kind: Kind::Sim { observable: false },
+            upgrade: None,
         }
     }
 
@@ -60,6 +77,7 @@ impl Harness {
     pub fn sim_observable() -> Harness {
         Harness {
             kind: Kind::Sim { observable: true },
+            upgrade: None,
         }
     }
 
@@ -100,6 +118,10 @@ impl Harness {
             .clock(clock.clone()),
             None => ContextBuilder::new(monitor),
         };
+        if let Some((at_handlers, name, make)) = &self.upgrade {
+            let make = Rc::clone(make);
+            builder = builder.upgrade(crate::Upgrade::new(*at_handlers, name, move || make()));
+        }
         if let Some(world) = &world {
             let doorbell =
                 SimDoorbell::new(Arc::clone(world)).expect("no eventfd for the sim doorbell");

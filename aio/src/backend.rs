@@ -1,0 +1,115 @@
+//! The kernel interfaces a context can run on, how each is set up, and why
+//! one may be refused.
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+
+use aio_core::FdMonitor;
+
+/// A kernel interface for a context to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The best one available: io_uring, else epoll (starting on poll and
+    /// moving to epoll once enough fds are registered), else poll.
+    Auto,
+    /// io_uring: poll requests on a ring whose completions the loop sees
+    /// without a system call.
+    IoUring,
+    /// epoll, from the start.
+    Epoll,
+    /// `ppoll(2)`.
+    Poll,
+}
+
+/// The number of handlers at which a context in auto mode moves from poll to
+/// epoll. Measured (`cargo xtask bench --scenario loop-iteration`): a poll
+/// iteration costs about 24 ns more per fd, epoll's is flat, and they cross
+/// between 1 and 16 fds (about 8); at 16 epoll is already cheaper, while a
+/// small context that churns registrations keeps poll's system-call-free
+/// updates.
+pub const EPOLL_UPGRADE_AT: usize = 16;
+
+impl Backend {
+    /// The name used in reports and in `AIO_BACKEND`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::IoUring => "io_uring",
+            Backend::Epoll => "epoll",
+            Backend::Poll => "poll",
+        }
+    }
+
+    /// Sets up this backend's monitor on its own, for a context built with
+    /// [`ContextBuilder`](aio_core::ContextBuilder) or for running the
+    /// conformance suite on it. `Auto` gives the best one available
+    /// (without the poll-to-epoll upgrade, which needs a context).
+    ///
+    /// # Errors
+    ///
+    /// If the backend is not compiled in or the machine refuses it; see
+    /// [`describe_refusal`] for the causes.
+    pub fn open(self) -> io::Result<Box<dyn FdMonitor>> {
+        match self {
+            Backend::Auto => crate::select::select(&|b: Backend| b.open()).map(|plan| plan.monitor),
+            #[cfg(feature = "io-uring")]
+            Backend::IoUring => Ok(Box::new(fdmon_uring::UringMonitor::new()?)),
+            #[cfg(feature = "epoll")]
+            Backend::Epoll => Ok(Box::new(fdmon_epoll::EpollMonitor::new()?)),
+            #[cfg(feature = "poll")]
+            Backend::Poll => Ok(Box::new(fdmon_poll::PollMonitor::new())),
+            #[allow(unreachable_patterns)]
+            other => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the {other} backend is not compiled in (cargo feature)"),
+            )),
+        }
+    }
+}
+
+/// Says why a backend's setup failed, by cause: no kernel support
+/// (`ENOSYS`), not permitted (`EPERM`: a seccomp filter, or
+/// `kernel.io_uring_disabled`), the locked-memory limit (`ENOMEM`), or a
+/// missing io_uring opcode.
+///
+/// ```
+/// use std::io;
+///
+/// let e = io::Error::from_raw_os_error(libc::EPERM);
+/// assert!(aio::describe_refusal(&e).contains("seccomp"));
+/// ```
+pub fn describe_refusal(e: &io::Error) -> String {
+    let cause = match e.raw_os_error() {
+        Some(libc::ENOSYS) => "no kernel support",
+        Some(libc::EPERM) => "not permitted (a seccomp filter, or kernel.io_uring_disabled)",
+        Some(libc::ENOMEM) => "the locked-memory limit is too low (RLIMIT_MEMLOCK)",
+        _ if e.kind() == io::ErrorKind::Unsupported => "not supported",
+        _ => "setup failed",
+    };
+    format!("{cause}: {e}")
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = io::Error;
+
+    fn from_str(s: &str) -> io::Result<Backend> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Backend::Auto),
+            "io_uring" | "io-uring" | "uring" => Ok(Backend::IoUring),
+            "epoll" => Ok(Backend::Epoll),
+            "poll" => Ok(Backend::Poll),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unknown backend {other:?} (expected auto, io_uring, epoll or poll)"),
+            )),
+        }
+    }
+}

@@ -115,6 +115,13 @@ impl UringMonitor {
         self.ring.task_run()
     }
 
+    /// How many times the monitor has entered the kernel with
+    /// `io_uring_enter` (each submission or wait is one), for tests and
+    /// measurements.
+    pub fn enters(&self) -> u64 {
+        self.ring.enters()
+    }
+
     /// How many fds are watched.
     pub fn len(&self) -> usize {
         self.registrations.len()

@@ -166,6 +166,8 @@ pub(crate) struct Ring {
     /// Set up disabled (single-issuer modes) and not yet enabled: the first
     /// thread to enter it becomes its issuer.
     disabled: bool,
+    /// How many times the monitor entered the kernel with this ring.
+    enters: u64,
 }
 
 impl Ring {
@@ -220,11 +222,16 @@ impl Ring {
             uring,
             task_run: options.task_run,
             disabled: options.task_run.single_issuer(),
+            enters: 0,
         })
     }
 
     pub(crate) fn task_run(&self) -> TaskRun {
         self.task_run
+    }
+
+    pub(crate) fn enters(&self) -> u64 {
+        self.enters
     }
 
     /// Queues one request, first submitting what the queue holds if it is
@@ -259,6 +266,7 @@ impl Ring {
         let to_submit = u32::try_from(self.uring.submission().len()).unwrap_or(u32::MAX);
         let ts = timeout.filter(|_| min_complete > 0).map(timespec);
         let args = ts.as_ref().map(|ts| SubmitArgs::new().timespec(ts));
+        self.enters += 1;
         let mut flags = EnterFlags::GETEVENTS;
         if args.is_some() {
             flags |= EnterFlags::EXT_ARG;

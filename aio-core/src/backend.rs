@@ -44,6 +44,13 @@ pub enum Selection {
         /// The monitor it ran on before.
         from: &'static str,
     },
+    /// The context fell back to this monitor when the one it ran on failed.
+    FellBack {
+        /// The monitor that failed.
+        from: &'static str,
+        /// Its error.
+        error: String,
+    },
     /// The context upgraded to this monitor once it served enough fds.
     Upgraded {
         /// The monitor it started on.
@@ -101,6 +108,19 @@ impl BackendInfo {
         self.selection = Selection::Moved { from };
     }
 
+    pub(crate) fn fell_back(
+        &mut self,
+        name: &'static str,
+        from: &'static str,
+        error: &dyn fmt::Display,
+    ) {
+        self.name = name;
+        self.selection = Selection::FellBack {
+            from,
+            error: error.to_string(),
+        };
+    }
+
     pub(crate) fn upgraded(&mut self, name: &'static str, from: &'static str, at_handlers: usize) {
         self.name = name;
         self.selection = Selection::Upgraded { from, at_handlers };
@@ -115,6 +135,7 @@ impl fmt::Display for BackendInfo {
             Selection::Chosen => write!(f, " (best available)")?,
             Selection::Forced { by } => write!(f, " (forced by {by})")?,
             Selection::Moved { from } => write!(f, " (moved from {from})")?,
+            Selection::FellBack { from, error } => write!(f, " (fell back from {from}: {error})")?,
             Selection::Upgraded { from, at_handlers } => {
                 write!(f, " (upgraded from {from} at {at_handlers} handlers)")?;
             }

@@ -13,11 +13,11 @@ use crate::bh::BottomHalves;
 use crate::clock::{Clock, saturating_ns};
 use crate::context::Inner;
 use crate::doorbell::Doorbell;
+use crate::migration::{Fallback, Upgrade};
 use crate::monitor::FdMonitor;
 use crate::polling::PollParams;
 use crate::remote::Shared;
 use crate::stats::Counters;
-use crate::upgrade::Upgrade;
 use crate::{AioContext, EventNotifier};
 
 /// Builds an [`AioContext`] on a monitor, with its polling parameters and
@@ -40,6 +40,7 @@ pub struct ContextBuilder {
     clock: Clock,
     backend: Option<BackendInfo>,
     upgrade: Option<Upgrade>,
+    fallback: Option<Fallback>,
     doorbell: Option<Box<dyn Doorbell>>,
     timer_slack: Option<Duration>,
 }
@@ -56,6 +57,7 @@ impl ContextBuilder {
             clock: Clock::monotonic(),
             backend: None,
             upgrade: None,
+            fallback: None,
             doorbell: None,
             timer_slack: Some(DEFAULT_TIMER_SLACK),
         }
@@ -72,6 +74,11 @@ impl ContextBuilder {
     pub fn timer_slack(mut self, slack: Option<Duration>) -> ContextBuilder {
         self.timer_slack = slack;
         self
+    }
+
+    /// The name of the monitor the context will start on.
+    pub fn monitor_name(&self) -> &'static str {
+        self.monitor.name()
     }
 
     /// Sets the busy-polling parameters (default: no polling).
@@ -103,6 +110,21 @@ impl ContextBuilder {
     /// see [`Upgrade`].
     pub fn upgrade(mut self, upgrade: Upgrade) -> ContextBuilder {
         self.upgrade = Some(upgrade);
+        self
+    }
+
+    /// Plans a move to the monitor `open` sets up (named `name` in reports)
+    /// if the monitor's wait fails after setup: the context then goes on,
+    /// on the fallback, instead of failing every `poll`. Used once.
+    pub fn fallback(
+        mut self,
+        name: &'static str,
+        open: impl FnOnce() -> io::Result<Box<dyn FdMonitor>> + 'static,
+    ) -> ContextBuilder {
+        self.fallback = Some(Fallback {
+            name,
+            open: Box::new(open),
+        });
         self
     }
 
@@ -146,6 +168,7 @@ impl ContextBuilder {
                 counters: Counters::default(),
                 backend: RefCell::new(backend),
                 upgrade: RefCell::new(self.upgrade),
+                fallback: RefCell::new(self.fallback),
             }),
         };
         ctx.register_notifier()?;

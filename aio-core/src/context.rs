@@ -17,13 +17,13 @@ use crate::builder::ContextBuilder;
 use crate::clock::Clock;
 use crate::fd::{FdSource, check_open};
 use crate::handler::{FdHandler, Node};
+use crate::migration::{Fallback, Upgrade};
 use crate::monitor::{FdMonitor, ReadyEvent};
 use crate::polling::PollParams;
 use crate::registry::Registry;
 use crate::remote::{Remote, Shared};
 use crate::stats::Counters;
 use crate::timer::Timers;
-use crate::upgrade::Upgrade;
 
 /// A single-threaded event loop: fd handlers with read, write and poll
 /// callbacks, adaptive busy polling, bottom halves, timers, and cheap
@@ -84,6 +84,8 @@ pub(crate) struct Inner {
     pub(crate) backend: RefCell<BackendInfo>,
     /// A planned move to another monitor, until it is made or fails.
     pub(crate) upgrade: RefCell<Option<Upgrade>>,
+    /// Where to move if the monitor fails, until it is used.
+    pub(crate) fallback: RefCell<Option<Fallback>>,
 }
 
 impl AioContext {

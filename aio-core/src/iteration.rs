@@ -119,7 +119,12 @@ impl AioContext {
         };
         drop(announced);
         inner.shared.notify.accept();
-        result
+        match result {
+            // The registrations are on the fallback now; level-triggered, it
+            // reports what was ready at the next iteration.
+            Err(e) if self.fall_back(&e) => Ok(()),
+            other => other,
+        }
     }
 
     /// Whether a non-blocking iteration must ask the kernel what is ready.

@@ -38,6 +38,7 @@ mod external;
 mod fd;
 mod handler;
 mod iteration;
+mod migration;
 mod monitor;
 mod notifier;
 mod notify;
@@ -47,7 +48,6 @@ mod registry;
 mod remote;
 mod stats;
 mod timer;
-mod upgrade;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -59,13 +59,13 @@ pub use clock::{Clock, ManualClock};
 pub use context::AioContext;
 pub use fd::FdSource;
 pub use handler::FdHandler;
+pub use migration::Upgrade;
 pub use monitor::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token};
 pub use notifier::{EventNotifier, NotifierKind};
 pub use polling::PollParams;
 pub use remote::{Gone, Remote};
 pub use stats::Stats;
 pub use timer::Timer;
-pub use upgrade::Upgrade;
 
 // The threading contract: a context and its home-thread handles stay on
 // their thread; what other threads get is Send + Sync.

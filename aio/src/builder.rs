@@ -93,6 +93,10 @@ impl Builder {
         if let Some(upgrade) = plan.upgrade {
             builder = builder.upgrade(upgrade);
         }
+        // A ring can fail after setup: go on with epoll rather than die.
+        if cfg!(feature = "epoll") && builder.monitor_name() == Backend::IoUring.name() {
+            builder = builder.fallback(Backend::Epoll.name(), || Backend::Epoll.open());
+        }
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
         }

@@ -1,4 +1,5 @@
-//! Upgrading a context to a better monitor once it serves many fds.
+//! Moving a context's registrations to another monitor while it runs: an
+//! upgrade once it serves many fds, or a fallback when its monitor fails.
 //!
 //! `poll(2)` costs time in proportion to the number of fds it watches; epoll
 //! costs a system call per registration change instead. So a context can
@@ -7,6 +8,10 @@
 //! epoll at 64 fds). The move happens at the start of an outermost `poll`,
 //! never inside a nested one, and loses no readiness: monitors are
 //! level-triggered, and the new one reports what was pending.
+//!
+//! A monitor can also fail after setup (an io_uring instance the kernel
+//! gives up on). With a planned fallback, the context moves to it and goes
+//! on, instead of returning the error from every `poll`.
 
 use std::fmt;
 use std::io;
@@ -16,6 +21,13 @@ use crate::backend::PlannedUpgrade;
 use crate::monitor::FdMonitor;
 
 type OpenMonitor = Box<dyn FnOnce() -> io::Result<Box<dyn FdMonitor>>>;
+
+/// A monitor to move to if the current one fails: its name, and how to set
+/// it up.
+pub(crate) struct Fallback {
+    pub(crate) name: &'static str,
+    pub(crate) open: OpenMonitor,
+}
 
 /// A planned move to another monitor ([`ContextBuilder::upgrade`](crate::ContextBuilder::upgrade)).
 pub struct Upgrade {
@@ -90,6 +102,34 @@ impl AioContext {
                 backend.upgrade = None;
                 let reason = format!("upgrade at {} handlers failed: {e}", upgrade.at_handlers);
                 backend.skip(upgrade.name, reason);
+            }
+        }
+    }
+}
+
+impl AioContext {
+    /// After the monitor's wait failed with `error`: moves to the planned
+    /// fallback monitor, if there is one and it takes every registration.
+    /// Returns whether the context moved (and `error` is dealt with).
+    pub(crate) fn fall_back(&self, error: &io::Error) -> bool {
+        let inner = &self.inner;
+        let Some(fallback) = inner.fallback.take() else {
+            return false;
+        };
+        let from = inner.monitor.borrow().name();
+        let moved = (fallback.open)().and_then(|monitor| self.move_registrations(monitor));
+        let mut backend = inner.backend.borrow_mut();
+        match moved {
+            Ok(()) => {
+                backend.fell_back(fallback.name, from, error);
+                true
+            }
+            Err(e) => {
+                backend.skip(
+                    fallback.name,
+                    format!("fallback after {from} failed ({error}): {e}"),
+                );
+                false
             }
         }
     }

@@ -1,0 +1,263 @@
+//! Two-thread eventfd ping-pong: each thread runs its own context on its
+//! own monitor; a handler on each side drains its eventfd and writes the
+//! other's. Prints the round-trip time (median, 99th percentile, mean) and
+//! the kernel work per round trip, for the poll monitor and for io_uring in
+//! each task-running mode, with busy polling on (`PollParams::IOTHREAD`)
+//! and off.
+//!
+//! ```text
+//! cargo run --release -p fdmon-uring --example pingpong [ROUND_TRIPS] [REPEATS]
+//! ```
+//!
+//! Each configuration runs `REPEATS` times (default 3), interleaved, and
+//! the run with the median mean is printed.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aio_core::{
+    AioContext, EventNotifier, FdHandler, FdMonitor, Pending, PollParams, ReadyEvent, Registration,
+};
+use fdmon_poll::PollMonitor;
+use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
+
+/// Which monitor a side runs on.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Poll,
+    Uring(TaskRun),
+}
+
+impl Kind {
+    fn label(self) -> String {
+        match self {
+            Kind::Poll => "poll".to_owned(),
+            Kind::Uring(mode) => format!("io_uring {}", mode.flags()),
+        }
+    }
+
+    /// A monitor, and a counter of its `io_uring_enter` calls (which stays
+    /// at zero for the poll monitor).
+    fn open(self, enters: &Rc<Cell<u64>>) -> io::Result<Box<dyn FdMonitor>> {
+        Ok(match self {
+            Kind::Poll => Box::new(PollMonitor::new()),
+            Kind::Uring(mode) => Box::new(Counted {
+                inner: UringMonitor::with_options(UringOptions::default().task_run(mode))?,
+                enters: Rc::clone(enters),
+            }),
+        })
+    }
+}
+
+/// An io_uring monitor whose kernel entries are copied out after each call.
+struct Counted {
+    inner: UringMonitor,
+    enters: Rc<Cell<u64>>,
+}
+
+impl FdMonitor for Counted {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn update(
+        &mut self,
+        fd: RawFd,
+        old: Option<Registration>,
+        new: Option<Registration>,
+    ) -> io::Result<()> {
+        self.inner.update(fd, old, new)
+    }
+
+    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        let result = self.inner.wait(events, timeout);
+        self.enters.set(self.inner.enters());
+        result
+    }
+
+    fn pending(&mut self) -> Pending {
+        self.inner.pending()
+    }
+}
+
+/// What one side saw over the measured round trips.
+#[derive(Clone, Copy, Debug, Default)]
+struct Work {
+    waits: u64,
+    blocking_waits: u64,
+    enters: u64,
+    poll_hits: u64,
+}
+
+/// One side: serves its eventfd until it has handled `total` pings,
+/// answering each by writing `peer`. The initiating side records the time
+/// of each pong in `times`. Returns the work done during the last
+/// `measured` pings.
+fn side(
+    kind: Kind,
+    params: PollParams,
+    mine: &Arc<EventNotifier>,
+    peer: &Arc<EventNotifier>,
+    total: usize,
+    measured: usize,
+    initiator: bool,
+) -> io::Result<(Work, Vec<Instant>)> {
+    let enters = Rc::new(Cell::new(0));
+    let monitor = kind.open(&enters)?;
+    let ctx = AioContext::with_monitor(monitor)?;
+    ctx.set_poll_params(params);
+    let count = Rc::new(Cell::new(0usize));
+    let times = Rc::new(std::cell::RefCell::new(Vec::with_capacity(total)));
+    let (m, p, c, t) = (
+        Arc::clone(mine),
+        Arc::clone(peer),
+        Rc::clone(&count),
+        Rc::clone(&times),
+    );
+    ctx.set_fd_handler(
+        &**mine,
+        Some(FdHandler::new().on_read(move |_| {
+            if !m.test_and_clear().unwrap() {
+                return;
+            }
+            c.set(c.get() + 1);
+            if initiator {
+                t.borrow_mut().push(Instant::now());
+                if c.get() < total {
+                    p.set().unwrap();
+                }
+            } else {
+                p.set().unwrap();
+            }
+        })),
+    )?;
+    let mut work = None;
+    let snapshot = |ctx: &AioContext| {
+        let s = ctx.stats();
+        Work {
+            waits: s.waits,
+            blocking_waits: s.blocking_waits,
+            enters: enters.get(),
+            poll_hits: s.poll_hits,
+        }
+    };
+    if initiator {
+        times.borrow_mut().push(Instant::now());
+        peer.set()?;
+    }
+    while count.get() < total {
+        if work.is_none() && count.get() >= total - measured {
+            work = Some(snapshot(&ctx));
+        }
+        ctx.poll(true)?;
+    }
+    let start = work.unwrap_or_default();
+    let end = snapshot(&ctx);
+    let work = Work {
+        waits: end.waits - start.waits,
+        blocking_waits: end.blocking_waits - start.blocking_waits,
+        enters: end.enters - start.enters,
+        poll_hits: end.poll_hits - start.poll_hits,
+    };
+    ctx.set_fd_handler(&**mine, None)?;
+    let times = times.take();
+    Ok((work, times))
+}
+
+/// One measurement.
+struct Run {
+    median: Duration,
+    p99: Duration,
+    mean: Duration,
+    /// Per round trip, both sides together.
+    waits: f64,
+    blocking_waits: f64,
+    enters: f64,
+    poll_hits: f64,
+}
+
+fn run(kind: Kind, params: PollParams, round_trips: usize) -> io::Result<Run> {
+    let warmup = round_trips / 5;
+    let total = warmup + round_trips;
+    let (a, b) = (
+        Arc::new(EventNotifier::new()?),
+        Arc::new(EventNotifier::new()?),
+    );
+    let responder = {
+        let (a, b) = (Arc::clone(&a), Arc::clone(&b));
+        std::thread::spawn(move || side(kind, params, &b, &a, total, round_trips, false))
+    };
+    let (work_a, times) = side(kind, params, &a, &b, total, round_trips, true)?;
+    let (work_b, _) = responder.join().expect("the responder panicked")?;
+    let mut rtts: Vec<Duration> = times[warmup..]
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .collect();
+    let mean = times[total].duration_since(times[warmup]) / (total - warmup) as u32;
+    rtts.sort_unstable();
+    let per = |x: u64| x as f64 / round_trips as f64;
+    Ok(Run {
+        median: rtts[rtts.len() / 2],
+        p99: rtts[rtts.len() * 99 / 100],
+        mean,
+        waits: per(work_a.waits + work_b.waits),
+        blocking_waits: per(work_a.blocking_waits + work_b.blocking_waits),
+        enters: per(work_a.enters + work_b.enters),
+        poll_hits: per(work_a.poll_hits + work_b.poll_hits),
+    })
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() -> io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let round_trips: usize = args
+        .next()
+        .map_or(100_000, |a| a.parse().expect("ROUND_TRIPS"));
+    let repeats: usize = args.next().map_or(3, |a| a.parse().expect("REPEATS"));
+    let kinds: Vec<Kind> = std::iter::once(Kind::Poll)
+        .chain(TaskRun::ALL.into_iter().map(Kind::Uring))
+        .collect();
+    let configs: Vec<(Kind, PollParams, &str)> =
+        [(PollParams::IOTHREAD, "on"), (PollParams::OFF, "off")]
+            .into_iter()
+            .flat_map(|(params, name)| kinds.iter().map(move |&k| (k, params, name)))
+            .collect();
+    let mut results: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
+    for _ in 0..repeats {
+        for (i, &(kind, params, _)) in configs.iter().enumerate() {
+            results[i].push(run(kind, params, round_trips)?);
+        }
+    }
+    println!(
+        "eventfd ping-pong, {round_trips} round trips, median run of {repeats}; per round trip:"
+    );
+    println!(
+        "{:<8} {:<48} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>6}",
+        "polling", "monitor", "median", "p99", "mean", "waits", "blocking", "enters", "hits"
+    );
+    for (i, &(kind, _, polling)) in configs.iter().enumerate() {
+        let runs = &mut results[i];
+        runs.sort_by_key(|r| r.mean);
+        let r = &runs[runs.len() / 2];
+        println!(
+            "{:<8} {:<48} {:>6.2}us {:>6.2}us {:>6.2}us {:>7.2} {:>9.2} {:>7.2} {:>6.2}",
+            polling,
+            kind.label(),
+            us(r.median),
+            us(r.p99),
+            us(r.mean),
+            r.waits,
+            r.blocking_waits,
+            r.enters,
+            r.poll_hits,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! A steady-state iteration allocates nothing on the heap: fd dispatch,
+//! bottom halves, timers, busy polling and remote scheduling of a bottom
+//! half, on the io_uring monitor in every task-running mode. Counted by a
+//! global allocator, per thread.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use aio_core::{AioContext, EventNotifier, FdHandler, PollParams};
+use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// only addition is a thread-local counter that needs no allocation itself
+// (const-initialised `Cell`).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract for `realloc` is passed on as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Allocations made by 1000 runs of `step`, after 100 to warm up.
+fn allocations_in(mut step: impl FnMut()) -> u64 {
+    for _ in 0..100 {
+        step();
+    }
+    let before = allocations();
+    for _ in 0..1000 {
+        step();
+    }
+    allocations() - before
+}
+
+fn context(mode: TaskRun) -> AioContext {
+    let monitor = UringMonitor::with_options(UringOptions::default().task_run(mode)).unwrap();
+    AioContext::with_monitor(Box::new(monitor)).unwrap()
+}
+
+#[test]
+fn steady_state_iterations_do_not_allocate() {
+    for mode in TaskRun::ALL {
+        let ctx = context(mode);
+        let idle: Vec<EventNotifier> = (0..16).map(|_| EventNotifier::new().unwrap()).collect();
+        for n in &idle {
+            ctx.set_fd_handler(n, Some(FdHandler::new().on_read(|_| {})))
+                .unwrap();
+        }
+
+        let active = Rc::new(EventNotifier::new().unwrap());
+        let a = Rc::clone(&active);
+        ctx.set_fd_handler(
+            &*active,
+            Some(FdHandler::new().on_read(move |_| {
+                a.test_and_clear().unwrap();
+            })),
+        )
+        .unwrap();
+        let fd_dispatch = allocations_in(|| {
+            active.set().unwrap();
+            assert!(ctx.poll(false).unwrap());
+        });
+        assert_eq!(fd_dispatch, 0, "{mode:?}: fd dispatch allocated");
+        let blocking_fd_dispatch = allocations_in(|| {
+            active.set().unwrap();
+            assert!(ctx.poll(true).unwrap());
+        });
+        assert_eq!(
+            blocking_fd_dispatch, 0,
+            "{mode:?}: fd dispatch by a blocking poll allocated"
+        );
+
+        let bh = ctx.bh(|_| {});
+        let bottom_half = allocations_in(|| {
+            bh.schedule();
+            assert!(ctx.poll(true).unwrap());
+        });
+        assert_eq!(bottom_half, 0, "{mode:?}: a reused bottom half allocated");
+
+        let timer = ctx.timer(|_| {});
+        let timers = allocations_in(|| {
+            timer.arm_in(Duration::ZERO);
+            assert!(ctx.poll(true).unwrap());
+        });
+        assert_eq!(timers, 0, "{mode:?}: re-arming a timer allocated");
+
+        let remote_bh = bh.remote();
+        let remote = allocations_in(|| {
+            remote_bh.schedule().unwrap();
+            assert!(ctx.poll(true).unwrap());
+        });
+        assert_eq!(
+            remote, 0,
+            "{mode:?}: a bottom half scheduled through RemoteBh allocated"
+        );
+    }
+}
+
+#[test]
+fn busy_polling_does_not_allocate() {
+    for mode in TaskRun::ALL {
+        let ctx = context(mode);
+        ctx.set_poll_params(PollParams::IOTHREAD);
+        let kick = Rc::new(EventNotifier::new().unwrap());
+        let work = Rc::new(Cell::new(false));
+        let (k, w, check) = (Rc::clone(&kick), Rc::clone(&work), Rc::clone(&work));
+        let handler = FdHandler::new()
+            .on_read(move |_| {
+                k.test_and_clear().unwrap();
+            })
+            .on_poll(move || check.get(), move |_| w.set(false))
+            .on_poll_begin(|| {})
+            .on_poll_end(|| {});
+        ctx.set_fd_handler(&*kick, Some(handler)).unwrap();
+        // A plain handler too: the window peeks at the monitor for it.
+        let plain = Rc::new(EventNotifier::new().unwrap());
+        let p = Rc::clone(&plain);
+        ctx.set_fd_handler(
+            &*plain,
+            Some(FdHandler::new().on_read(move |_| {
+                p.test_and_clear().unwrap();
+            })),
+        )
+        .unwrap();
+        kick.set().unwrap();
+        plain.set().unwrap();
+        ctx.poll(true).unwrap(); // both on the polled list from now on
+        let polled = allocations_in(|| {
+            work.set(true);
+            assert!(ctx.poll(true).unwrap());
+        });
+        assert_eq!(polled, 0, "{mode:?}: busy polling allocated");
+        let plain_polled = allocations_in(|| {
+            plain.set().unwrap();
+            assert!(ctx.poll(true).unwrap());
+        });
+        assert_eq!(plain_polled, 0, "{mode:?}: serving a plain fd allocated");
+        let stats = ctx.stats();
+        assert!(stats.poll_hits > 0, "{mode:?}: {stats:?}");
+    }
+}

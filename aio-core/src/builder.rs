@@ -169,6 +169,8 @@ impl ContextBuilder {
                 backend: RefCell::new(backend),
                 upgrade: RefCell::new(self.upgrade),
                 fallback: RefCell::new(self.fallback),
+                outer_ready: RefCell::default(),
+                outer_announced: Cell::new(false),
             }),
         };
         ctx.register_notifier()?;

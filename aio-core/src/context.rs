@@ -84,6 +84,10 @@ pub(crate) struct Inner {
     pub(crate) backend: RefCell<BackendInfo>,
     /// A planned move to another monitor, until it is made or fails.
     pub(crate) upgrade: RefCell<Option<Upgrade>>,
+    /// What `prepare` and `check` collected for `dispatch`.
+    pub(crate) outer_ready: RefCell<Vec<ReadyEvent>>,
+    /// Whether `prepare` announced a sleep that `check` has not withdrawn.
+    pub(crate) outer_announced: Cell<bool>,
     /// Where to move if the monitor fails, until it is used.
     pub(crate) fallback: RefCell<Option<Fallback>>,
 }

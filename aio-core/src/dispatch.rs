@@ -12,7 +12,7 @@ impl AioContext {
     /// Dispatches the ready list of iteration `iteration`, which started at
     /// `start` and whose wait ended at `waited`. Returns whether a user's
     /// callback ran.
-    pub(crate) fn dispatch(
+    pub(crate) fn dispatch_ready(
         &self,
         ready: &[ReadyEvent],
         iteration: u64,

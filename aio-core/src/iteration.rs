@@ -37,7 +37,9 @@ impl AioContext {
     pub fn poll(&self, blocking: bool) -> io::Result<bool> {
         let inner = &*self.inner;
         let _level = Level::enter(self);
-        self.upgrade_if_due();
+        if inner.depth.get() == 1 {
+            self.upgrade_if_due();
+        }
         let mut ready = ReadyList::take(inner);
         Counters::bump(&inner.counters.iterations);
         let iteration = inner.iteration.get() + 1;
@@ -63,7 +65,7 @@ impl AioContext {
         };
 
         progress |= self.run_bottom_halves();
-        progress |= self.dispatch(&ready.events, iteration, start, waited);
+        progress |= self.dispatch_ready(&ready.events, iteration, start, waited);
         if inner.depth.get() == 1 {
             self.free_deferred();
         }
@@ -74,7 +76,7 @@ impl AioContext {
     /// How long the next wait may block: zero if a bottom half is
     /// scheduled, at most 10 ms if an idle one is, else until the nearest
     /// timer, else forever (`None`).
-    fn compute_timeout(&self, now: u64) -> Option<u64> {
+    pub(crate) fn compute_timeout(&self, now: u64) -> Option<u64> {
         let bh = self.bh_timeout();
         if bh == Some(0) {
             return bh;
@@ -149,14 +151,14 @@ impl AioContext {
     }
 }
 
-/// One level of `poll` on the stack; the outermost frees deferred
-/// deletions when it ends, also when a callback panics.
-struct Level<'a> {
+/// One level of `poll` (or `dispatch`) on the stack; the outermost frees
+/// deferred deletions when it ends, also when a callback panics.
+pub(crate) struct Level<'a> {
     ctx: &'a AioContext,
 }
 
 impl<'a> Level<'a> {
-    fn enter(ctx: &'a AioContext) -> Level<'a> {
+    pub(crate) fn enter(ctx: &'a AioContext) -> Level<'a> {
         ctx.inner.depth.set(ctx.inner.depth.get() + 1);
         Level { ctx }
     }

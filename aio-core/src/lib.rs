@@ -34,6 +34,7 @@ mod clock;
 mod context;
 mod dispatch;
 mod doorbell;
+mod embed;
 mod external;
 mod fd;
 mod handler;

@@ -75,18 +75,17 @@ impl fmt::Debug for Upgrade {
 }
 
 impl AioContext {
-    /// Makes the planned move if the context is at the outermost `poll` and
-    /// has reached the threshold. A monitor that cannot be set up, or that
+    /// Makes the planned move if the context has reached the threshold; the
+    /// caller makes sure no `poll` is on the stack but its own outermost one. A monitor that cannot be set up, or that
     /// refuses a registration, leaves the context where it is, with the
     /// reason in its backend report; the move is not tried again.
     pub(crate) fn upgrade_if_due(&self) {
         let inner = &self.inner;
-        let due = inner.depth.get() == 1
-            && inner
-                .upgrade
-                .borrow()
-                .as_ref()
-                .is_some_and(|u| self.handler_count() >= u.at_handlers);
+        let due = inner
+            .upgrade
+            .borrow()
+            .as_ref()
+            .is_some_and(|u| self.handler_count() >= u.at_handlers);
         if !due {
             return;
         }

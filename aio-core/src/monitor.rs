@@ -241,4 +241,21 @@ pub trait FdMonitor {
 
     /// Says, without a system call, whether readiness is waiting.
     fn pending(&mut self) -> Pending;
+
+    /// A file descriptor that is readable whenever a zero-timeout
+    /// [`wait`](FdMonitor::wait) would report something (an epoll fd, an
+    /// io_uring ring fd), so that another event loop can sleep on it when it
+    /// drives the context ([`AioContext::prepare`](crate::AioContext::prepare)).
+    /// The fd stays valid as long as the monitor.
+    ///
+    /// The default says the monitor has none (`Unsupported`).
+    fn loop_fd(&mut self) -> io::Result<RawFd> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "the {} monitor cannot be watched by another event loop",
+                self.name()
+            ),
+        ))
+    }
 }

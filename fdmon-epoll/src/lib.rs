@@ -239,6 +239,11 @@ impl FdMonitor for EpollMonitor {
     fn pending(&mut self) -> Pending {
         Pending::Unknown
     }
+
+    /// The epoll fd: readable whenever a watched fd is ready.
+    fn loop_fd(&mut self) -> io::Result<RawFd> {
+        Ok(self.epfd.as_raw_fd())
+    }
 }
 
 fn errno() -> libc::c_int {

@@ -8,6 +8,10 @@
 //! `poll(2)` costs time in proportion to the number of fds on every wait;
 //! for many fds, epoll or io_uring serve better.
 //!
+//! For another event loop to drive the context
+//! ([`FdMonitor::loop_fd`]), the monitor keeps an epoll instance in step
+//! with its `pollfd` array from the first time it is asked for its loop fd.
+//!
 //! ```
 //! use aio_core::{AioContext, EventNotifier, FdHandler};
 //! use fdmon_poll::PollMonitor;
@@ -27,6 +31,10 @@ use std::time::{Duration, Instant};
 
 use aio_core::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token};
 
+mod mirror;
+
+use mirror::Mirror;
+
 /// A monitor over `ppoll(2)`.
 #[derive(Debug, Default)]
 pub struct PollMonitor {
@@ -36,6 +44,8 @@ pub struct PollMonitor {
     tokens: Vec<Token>,
     /// Where each fd sits in `fds`.
     index: HashMap<RawFd, usize>,
+    /// An epoll instance watching the same fds, once a loop fd was asked for.
+    mirror: Option<Mirror>,
 }
 
 impl PollMonitor {
@@ -126,15 +136,27 @@ impl FdMonitor for PollMonitor {
     ) -> io::Result<()> {
         match (self.index.get(&fd).copied(), new) {
             (Some(at), Some(registration)) => {
-                self.fds[at].events = events_for(registration.interest);
+                let events = events_for(registration.interest);
+                if let Some(mirror) = &self.mirror {
+                    mirror.modify(fd, events)?;
+                }
+                self.fds[at].events = events;
                 self.tokens[at] = registration.token;
             }
             (None, Some(registration)) => {
                 self.fds.try_reserve(1).map_err(io::Error::other)?;
                 self.tokens.try_reserve(1).map_err(io::Error::other)?;
+                if let Some(mirror) = &self.mirror {
+                    mirror.add(fd, events_for(registration.interest))?;
+                }
                 self.insert(fd, registration);
             }
-            (Some(_), None) => self.remove(fd),
+            (Some(_), None) => {
+                if let Some(mirror) = &self.mirror {
+                    mirror.remove(fd)?;
+                }
+                self.remove(fd);
+            }
             (None, None) => {}
         }
         Ok(())
@@ -157,6 +179,20 @@ impl FdMonitor for PollMonitor {
 
     fn pending(&mut self) -> Pending {
         Pending::Unknown
+    }
+
+    /// The fd of an epoll instance kept in step with the watched fds from
+    /// now on (`ppoll` has no fd of its own).
+    fn loop_fd(&mut self) -> io::Result<RawFd> {
+        match &self.mirror {
+            Some(mirror) => Ok(mirror.fd()),
+            None => {
+                let mirror = Mirror::new(&self.fds)?;
+                let fd = mirror.fd();
+                self.mirror = Some(mirror);
+                Ok(fd)
+            }
+        }
     }
 }
 

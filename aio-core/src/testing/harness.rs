@@ -25,6 +25,9 @@ pub struct Harness {
     kind: Kind,
     /// Contexts move to this monitor at this many handlers.
     upgrade: Option<(usize, &'static str, MakeMonitor)>,
+    /// Whether [`Fixture::poll`] drives the context as another event loop
+    /// would.
+    outer_loop: bool,
 }
 
 #[derive(Clone)]
@@ -47,6 +50,7 @@ impl Harness {
         Harness {
             kind: Kind::Monitor(Rc::new(make)),
             upgrade: None,
+            outer_loop: false,
         }
     }
 
@@ -69,6 +73,7 @@ impl Harness {
         Harness {
             kind: Kind::Sim { observable: false },
             upgrade: None,
+            outer_loop: false,
         }
     }
 
@@ -78,7 +83,16 @@ impl Harness {
         Harness {
             kind: Kind::Sim { observable: true },
             upgrade: None,
+            outer_loop: false,
         }
+    }
+
+    /// Makes [`Fixture::poll`] drive the context as another event loop
+    /// would: `prepare`, sleep on the loop fd, `check`, `dispatch` (the
+    /// monitor must have a loop fd; the sim has none).
+    pub fn driven_by_outer_loop(mut self) -> Harness {
+        self.outer_loop = true;
+        self
     }
 
     /// A fixture on the monotonic clock.
@@ -132,6 +146,8 @@ impl Harness {
             world,
             clock,
             wait_ns,
+            outer_loop: self.outer_loop,
+            outer_sleeps: Cell::new(0),
         }
     }
 }
@@ -152,9 +168,51 @@ pub struct Fixture {
     world: Option<Arc<SimWorld>>,
     clock: Option<ManualClock>,
     wait_ns: Arc<AtomicU64>,
+    outer_loop: bool,
+    /// Sleeps of the outer loop with a non-zero timeout.
+    outer_sleeps: Cell<u64>,
 }
 
 impl Fixture {
+    /// One turn of the loop: [`AioContext::poll`], or, on a harness
+    /// [driven by an outer loop](Harness::driven_by_outer_loop), what such a
+    /// loop does: `prepare`, sleep on the loop fd for at most the timeout
+    /// (none when not `blocking`), `check`, and `dispatch` if there is work.
+    pub fn poll(&self, blocking: bool) -> io::Result<bool> {
+        if !self.outer_loop {
+            return self.ctx.poll(blocking);
+        }
+        let timeout = self.ctx.prepare()?;
+        let timeout = if blocking {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        let woke = sleep_on(self.ctx.loop_fd()?, timeout)?;
+        if timeout != Some(Duration::ZERO) {
+            self.outer_sleeps.set(self.outer_sleeps.get() + 1);
+        }
+        if let (false, Some(clock), Some(timeout)) = (woke, &self.clock, timeout) {
+            clock.advance(timeout);
+        }
+        if self.ctx.check()? {
+            self.ctx.dispatch()
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Whether [`poll`](Fixture::poll) drives the context as an outer loop.
+    pub fn is_outer_loop(&self) -> bool {
+        self.outer_loop
+    }
+
+    /// Waits that may have slept: the context's own
+    /// ([`Stats::blocking_waits`](crate::Stats)), or the outer loop's.
+    pub fn blocking_waits(&self) -> u64 {
+        self.ctx.stats().blocking_waits + self.outer_sleeps.get()
+    }
+
     /// A new fd that the test can make readable.
     pub fn event(&self) -> TestEvent {
         TestEvent {
@@ -271,6 +329,10 @@ impl FdMonitor for Clocked {
     fn pending(&mut self) -> Pending {
         self.inner.pending()
     }
+
+    fn loop_fd(&mut self) -> io::Result<RawFd> {
+        self.inner.loop_fd()
+    }
 }
 
 /// A shared counter for callbacks.
@@ -309,5 +371,26 @@ impl DropProbe {
 impl Drop for DropProbe {
     fn drop(&mut self) {
         self.0.hit();
+    }
+}
+
+/// Sleeps until `fd` is readable or `timeout` passes; returns whether it
+/// became readable.
+fn sleep_on(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    // SAFETY: `fd` is the loop fd of a context that the caller holds, so it
+    // stays open for this call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let timeout = timeout.map(|t| Timespec {
+        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
+    loop {
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }

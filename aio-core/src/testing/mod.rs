@@ -78,6 +78,47 @@ macro_rules! conformance_tests {
             remote::notify_wakes_blocking_poll_without_progress,
             remote::notify_before_poll_is_not_lost,
             remote::notify_burst_costs_one_doorbell_write,
+            remote::notify_wakes_outer_loop,
+        }
+    };
+}
+
+/// Emits one `#[test]` per case that applies to a context driven by another
+/// event loop (bottom halves, event notifiers, timers, remote wake-ups),
+/// each run through [`Fixture::poll`] on a harness
+/// [driven by an outer loop](Harness::driven_by_outer_loop).
+///
+/// ```no_run
+/// # use aio_core::testing::{Harness, SleepMonitor};
+/// aio_core::outer_loop_tests!(Harness::new(|| Ok(Box::new(SleepMonitor::new()))).driven_by_outer_loop());
+/// ```
+#[macro_export]
+macro_rules! outer_loop_tests {
+    ($harness:expr) => {
+        $crate::__conformance_cases! { $harness;
+            bh::bh_schedule_runs_once,
+            bh::bh_schedule_is_idempotent,
+            bh::bh_rescheduling_itself_runs_once_per_poll,
+            bh::bh_cancel_before_run,
+            bh::bh_drop_before_run,
+            bh::bh_deletes_itself,
+            bh::bh_four_delete_themselves,
+            bh::oneshot_runs_once_in_order,
+            bh::bh_scheduled_during_run_or_nested_runs_once,
+            bh::bh_nested_poll_runs_parents_remaining_jobs,
+            bh::bh_idle_runs_within_10ms,
+            bh::bh_from_another_thread_wakes_poll,
+            bh::remote_closure_runs_on_home_thread,
+            notifiers::notifier_add_remove_unset,
+            notifiers::notifier_set_runs_handler_once,
+            notifiers::notifier_set_makes_blocking_poll_return,
+            notifiers::notifier_resetting_itself_runs_each_poll,
+            timers::timer_fires_at_deadline_not_before,
+            timers::timer_rearms_from_callback,
+            timers::timers_fire_in_order_and_cancel,
+            timers::blocking_poll_sleeps_until_nearest_timer,
+            timers::blocking_poll_wakes_for_timer_real_clock,
+            remote::notify_wakes_outer_loop,
         }
     };
 }

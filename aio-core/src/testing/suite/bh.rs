@@ -16,13 +16,10 @@ pub fn bh_schedule_runs_once(h: &Harness) {
     let bh = f.ctx.bh(move |_| r.hit());
     bh.schedule();
     assert!(bh.is_scheduled());
-    assert!(
-        f.ctx.poll(true).unwrap(),
-        "a scheduled bottom half is progress"
-    );
+    assert!(f.poll(true).unwrap(), "a scheduled bottom half is progress");
     assert_eq!(runs.get(), 1);
     assert!(!bh.is_scheduled());
-    assert!(!f.ctx.poll(false).unwrap(), "nothing left to run");
+    assert!(!f.poll(false).unwrap(), "nothing left to run");
     assert_eq!(runs.get(), 1);
 }
 
@@ -36,8 +33,8 @@ pub fn bh_schedule_is_idempotent(h: &Harness) {
         bh.schedule();
     }
     bh.remote().schedule().unwrap();
-    assert!(f.ctx.poll(true).unwrap());
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(f.poll(true).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!(runs.get(), 1);
 }
 
@@ -53,11 +50,11 @@ pub fn bh_rescheduling_itself_runs_once_per_poll(h: &Harness) {
     }));
     slot.borrow().as_ref().unwrap().schedule();
     for i in 1..=10 {
-        assert!(f.ctx.poll(true).unwrap());
+        assert!(f.poll(true).unwrap());
         assert_eq!(runs.get(), i, "one run per poll");
     }
     slot.borrow().as_ref().unwrap().cancel();
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!(runs.get(), 10);
     slot.borrow_mut().take(); // break the cycle
 }
@@ -70,10 +67,10 @@ pub fn bh_cancel_before_run(h: &Harness) {
     let bh = f.ctx.bh(move |_| r.hit());
     bh.schedule();
     bh.cancel();
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!(runs.get(), 0);
     bh.schedule();
-    assert!(f.ctx.poll(false).unwrap(), "it can be scheduled again");
+    assert!(f.poll(false).unwrap(), "it can be scheduled again");
     assert_eq!(runs.get(), 1);
 }
 
@@ -92,7 +89,7 @@ pub fn bh_drop_before_run(h: &Harness) {
     drop(bh);
     assert_eq!(drops.get(), 1, "deleting drops the callback");
     assert_eq!(remote.schedule(), Err(crate::Gone::BottomHalf));
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!(runs.get(), 0);
 }
 
@@ -109,9 +106,9 @@ pub fn bh_deletes_itself(h: &Harness) {
         s.borrow_mut().take();
     }));
     slot.borrow().as_ref().unwrap().schedule();
-    assert!(f.ctx.poll(true).unwrap());
+    assert!(f.poll(true).unwrap());
     assert_eq!((runs.get(), drops.get()), (1, 1));
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!((runs.get(), drops.get()), (1, 1));
 }
 
@@ -140,7 +137,7 @@ pub fn bh_four_delete_themselves(h: &Harness) {
         slots.push(slot);
     }
     for _ in 0..6 {
-        f.ctx.poll(false).unwrap();
+        f.poll(false).unwrap();
     }
     let counts: Vec<usize> = runs.iter().map(Count::get).collect();
     assert_eq!(counts, [1, 2, 3, 4]);
@@ -156,8 +153,8 @@ pub fn oneshot_runs_once_in_order(h: &Harness) {
         let o = Rc::clone(&order);
         f.ctx.schedule_oneshot(move |_| o.borrow_mut().push(i));
     }
-    assert!(f.ctx.poll(true).unwrap());
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(f.poll(true).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!(*order.borrow(), [0, 1, 2]);
 }
 
@@ -177,9 +174,9 @@ pub fn bh_scheduled_during_run_or_nested_runs_once(h: &Harness) {
         ctx.poll(false).unwrap(); // a nested poll runs `nested` (and `inner`)
     });
     outer.schedule();
-    f.ctx.poll(true).unwrap();
-    f.ctx.poll(false).unwrap();
-    f.ctx.poll(false).unwrap();
+    f.poll(true).unwrap();
+    f.poll(false).unwrap();
+    f.poll(false).unwrap();
     assert_eq!(inner_runs.get(), 1);
     assert_eq!(nested_runs.get(), 1);
 }
@@ -198,7 +195,7 @@ pub fn bh_nested_poll_runs_parents_remaining_jobs(h: &Harness) {
         seen.set(watched.get() == 1);
     });
     f.ctx.schedule_oneshot(move |_| s.hit());
-    f.ctx.poll(false).unwrap();
+    f.poll(false).unwrap();
     assert!(
         seen_in_nested.get(),
         "the nested poll ran the parent's next job"
@@ -214,7 +211,7 @@ pub fn bh_idle_runs_within_10ms(h: &Harness) {
     let bh = f.ctx.bh(move |_| r.hit());
     bh.schedule_idle();
     let start = f.ctx.now_ns();
-    let progress = f.ctx.poll(true).unwrap();
+    let progress = f.poll(true).unwrap();
     assert_eq!(runs.get(), 1);
     assert!(!progress, "an idle bottom half is not progress");
     assert!(
@@ -236,7 +233,7 @@ pub fn bh_from_another_thread_wakes_poll(h: &Harness) {
         remote.schedule().unwrap();
     });
     while runs.get() == 0 {
-        f.ctx.poll(true).unwrap();
+        f.poll(true).unwrap();
     }
     thread.join().unwrap();
     assert_eq!(runs.get(), 1);
@@ -259,7 +256,7 @@ pub fn remote_closure_runs_on_home_thread(h: &Harness) {
     });
     let mut got = Vec::new();
     while got.len() < 3 {
-        f.ctx.poll(true).unwrap();
+        f.poll(true).unwrap();
         got.extend(rx.try_iter());
     }
     sender.join().unwrap();

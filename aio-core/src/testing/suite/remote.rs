@@ -67,3 +67,25 @@ pub fn notify_burst_costs_one_doorbell_write(h: &Harness) {
         "{rings} doorbell writes for {waits} blocking waits"
     );
 }
+
+/// Driven by an outer loop: a remote notification wakes the outer loop
+/// sleeping on the context's loop fd (what `prepare` announced).
+pub fn notify_wakes_outer_loop(h: &Harness) {
+    let f = h.fixture();
+    let remote = f.ctx.remote();
+    let runs = crate::testing::Count::new();
+    let r = runs.clone();
+    let bh = f.ctx.bh(move |_| r.hit());
+    let remote_bh = bh.remote();
+    let _watchdog = f.watchdog(Duration::from_secs(20));
+    let thread = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        remote_bh.schedule().unwrap();
+        remote.notify();
+    });
+    while runs.get() == 0 {
+        f.poll(true).unwrap();
+    }
+    thread.join().unwrap();
+    assert_eq!(runs.get(), 1);
+}

@@ -15,15 +15,15 @@ pub fn timer_fires_at_deadline_not_before(h: &Harness) {
     let timer = f.ctx.timer(move |_| c.hit());
     timer.arm_in(Duration::from_micros(200));
     assert!(timer.is_armed());
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(!f.poll(false).unwrap());
     f.clock().advance(Duration::from_nanos(199_999));
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!(fired.get(), 0, "not before the deadline");
     f.clock().advance(Duration::from_nanos(1));
-    assert!(f.ctx.poll(false).unwrap());
+    assert!(f.poll(false).unwrap());
     assert_eq!(fired.get(), 1, "in the first poll after it");
     assert!(!timer.is_armed());
-    assert!(!f.ctx.poll(false).unwrap());
+    assert!(!f.poll(false).unwrap());
     assert_eq!(fired.get(), 1);
 }
 
@@ -47,10 +47,10 @@ pub fn timer_rearms_from_callback(h: &Harness) {
         .unwrap()
         .arm_in(Duration::from_micros(100));
     for want in 1..=3 {
-        f.ctx.poll(false).unwrap();
+        f.poll(false).unwrap();
         assert_eq!(fired.get(), want - 1);
         f.clock().advance(Duration::from_micros(100));
-        f.ctx.poll(false).unwrap();
+        f.poll(false).unwrap();
         assert_eq!(fired.get(), want);
     }
     assert!(!slot.borrow().as_ref().unwrap().is_armed());
@@ -81,7 +81,7 @@ pub fn timers_fire_in_order_and_cancel(h: &Harness) {
     cancelled.cancel();
     drop(dropped);
     f.clock().advance(Duration::from_micros(50));
-    assert!(f.ctx.poll(false).unwrap());
+    assert!(f.poll(false).unwrap());
     assert_eq!(*order.borrow(), ["a", "b", "late"]);
 }
 
@@ -96,15 +96,15 @@ pub fn blocking_poll_sleeps_until_nearest_timer(h: &Harness) {
     far.arm_in(Duration::from_micros(900));
     near.arm_in(Duration::from_micros(300));
     let start = f.ctx.now_ns();
-    let before = f.ctx.stats();
-    assert!(f.ctx.poll(true).unwrap());
+    let before = f.blocking_waits();
+    assert!(f.poll(true).unwrap());
     assert_eq!(fired.get(), 1, "only the nearest fired");
     assert_eq!(
         f.ctx.now_ns() - start,
         300_000,
         "slept exactly until the nearest deadline"
     );
-    assert_eq!(f.ctx.stats().blocking_waits - before.blocking_waits, 1);
+    assert_eq!(f.blocking_waits() - before, 1);
     assert!(far.is_armed());
 }
 
@@ -117,9 +117,9 @@ pub fn blocking_poll_wakes_for_timer_real_clock(h: &Harness) {
     let timer = f.ctx.timer(move |_| c.hit());
     let armed_at = Instant::now();
     timer.arm_in(Duration::from_millis(2));
-    let before = f.ctx.stats();
+    let before = f.blocking_waits();
     while fired.get() == 0 {
-        f.ctx.poll(true).unwrap();
+        f.poll(true).unwrap();
     }
     let took = armed_at.elapsed();
     assert!(took >= Duration::from_millis(2), "fired early: {took:?}");
@@ -127,7 +127,7 @@ pub fn blocking_poll_wakes_for_timer_real_clock(h: &Harness) {
         took < Duration::from_secs(2),
         "fired far too late: {took:?}"
     );
-    let blocking = f.ctx.stats().blocking_waits - before.blocking_waits;
+    let blocking = f.blocking_waits() - before;
     assert!(
         blocking <= 2,
         "{blocking} blocking waits for one timer: the loop spun"

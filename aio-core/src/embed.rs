@@ -1,0 +1,154 @@
+//! Driving a context from another event loop, the way QEMU nests its
+//! contexts in the glib main loop: the outer loop calls
+//! [`prepare`](AioContext::prepare), sleeps on
+//! [`loop_fd`](AioContext::loop_fd) for at most the timeout it returned,
+//! then calls [`check`](AioContext::check) and, if that says so,
+//! [`dispatch`](AioContext::dispatch).
+//!
+//! There is no busy polling in this mode (an outer loop cannot be asked to
+//! spin); `poll_begin`/`poll_end` pairs are closed in `prepare`. The notify
+//! protocol holds: `prepare` announces that the outer loop may sleep, so a
+//! remote notification rings the doorbell, whose fd the monitor watches, and
+//! the loop fd becomes readable.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::AioContext;
+use crate::monitor::ReadyEvent;
+
+impl AioContext {
+    /// A file descriptor that is readable whenever the context may have
+    /// work: for another event loop to sleep on between
+    /// [`prepare`](AioContext::prepare) and [`check`](AioContext::check).
+    ///
+    /// It is the monitor's own fd (epoll's, io_uring's ring), so it changes
+    /// if the context moves to another monitor (an upgrade in `prepare`, or a
+    /// fallback): read it again after each `prepare`.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` if the monitor has no such fd.
+    pub fn loop_fd(&self) -> io::Result<RawFd> {
+        self.inner.monitor.borrow_mut().loop_fd()
+    }
+
+    /// Gets the context ready for the outer loop to sleep: returns how long
+    /// it may sleep on [`loop_fd`](AioContext::loop_fd) (`None`: until the
+    /// fd is readable; zero: work is pending). Call [`check`](AioContext::check)
+    /// after the sleep.
+    ///
+    /// # Errors
+    ///
+    /// `ResourceBusy` if called from a callback of this context; the
+    /// monitor's error.
+    pub fn prepare(&self) -> io::Result<Option<Duration>> {
+        self.refuse_inside_poll("prepare")?;
+        let inner = &self.inner;
+        self.withdraw_outer_announcement();
+        self.upgrade_if_due();
+        let now = inner.clock.now_ns();
+        let mut timeout = self.compute_timeout(now);
+        let mut ready = std::mem::take(&mut *inner.outer_ready.borrow_mut());
+        if self.leave_poll_mode(&mut ready) {
+            timeout = Some(0);
+        }
+        // Announce before the last look: a notification after it sees the
+        // announcement and rings the doorbell.
+        inner.outer_announced.set(true);
+        if !inner.shared.notify.announce() {
+            timeout = Some(0);
+        }
+        let collected = self.collect_outer(&mut ready, now);
+        if !ready.is_empty() {
+            timeout = Some(0);
+        }
+        *inner.outer_ready.borrow_mut() = ready;
+        collected?;
+        Ok(timeout.map(Duration::from_nanos))
+    }
+
+    /// After the outer loop's sleep: collects what is ready and says whether
+    /// [`dispatch`](AioContext::dispatch) has anything to do.
+    ///
+    /// # Errors
+    ///
+    /// `ResourceBusy` if called from a callback of this context; the
+    /// monitor's error.
+    pub fn check(&self) -> io::Result<bool> {
+        self.refuse_inside_poll("check")?;
+        let inner = &self.inner;
+        self.withdraw_outer_announcement();
+        inner.shared.notify.accept();
+        let now = inner.clock.now_ns();
+        let mut ready = std::mem::take(&mut *inner.outer_ready.borrow_mut());
+        let collected = self.collect_outer(&mut ready, now);
+        let has_work = !ready.is_empty()
+            || self.bh_timeout().is_some()
+            || inner
+                .timers
+                .borrow()
+                .next_deadline()
+                .is_some_and(|d| d <= now);
+        *inner.outer_ready.borrow_mut() = ready;
+        collected?;
+        Ok(has_work)
+    }
+
+    /// Runs what [`check`](AioContext::check) found: bottom halves, ready
+    /// handlers, expired timers. Returns whether a callback other than the
+    /// context's own notifier ran. Callbacks may call
+    /// [`poll`](AioContext::poll) as usual.
+    ///
+    /// # Errors
+    ///
+    /// `ResourceBusy` if called from a callback of this context.
+    pub fn dispatch(&self) -> io::Result<bool> {
+        self.refuse_inside_poll("dispatch")?;
+        let inner = &self.inner;
+        let _level = crate::iteration::Level::enter(self);
+        let iteration = inner.iteration.get() + 1;
+        inner.iteration.set(iteration);
+        let ready = std::mem::take(&mut *inner.outer_ready.borrow_mut());
+        let mut progress = self.run_bottom_halves();
+        // No adaptive polling here: the outer loop decided how long to sleep.
+        progress |= self.dispatch_ready(&ready, iteration, 0, 0);
+        self.free_deferred();
+        progress |= self.run_timers();
+        let mut spare = inner.outer_ready.borrow_mut();
+        if spare.is_empty() && spare.capacity() < ready.capacity() {
+            let mut ready = ready;
+            ready.clear();
+            *spare = ready;
+        }
+        Ok(progress)
+    }
+
+    /// Asks the monitor what is ready without blocking (io_uring also
+    /// submits what it has queued, so its ring fd tells the truth).
+    fn collect_outer(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> io::Result<()> {
+        let iteration = self.inner.iteration.get();
+        self.note_wait(now, iteration);
+        self.inner
+            .monitor
+            .borrow_mut()
+            .wait(ready, Some(Duration::ZERO))
+    }
+
+    fn withdraw_outer_announcement(&self) {
+        if self.inner.outer_announced.replace(false) {
+            self.inner.shared.notify.withdraw();
+        }
+    }
+
+    fn refuse_inside_poll(&self, what: &str) -> io::Result<()> {
+        if self.inner.depth.get() > 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!("{what} cannot be called from a callback of the same context"),
+            ));
+        }
+        Ok(())
+    }
+}

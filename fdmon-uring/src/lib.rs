@@ -76,9 +76,11 @@ pub struct UringMonitor {
 }
 
 impl UringMonitor {
-    /// A monitor with the default [`UringOptions`]; on a kernel that does
-    /// not know the default task-running flags (`EINVAL`, before Linux
-    /// 5.19), one in [`TaskRun::Interrupt`] mode.
+    /// A monitor with the default [`UringOptions`]. On a kernel that does
+    /// not know the default task-running flags (`EINVAL`: before Linux 6.1
+    /// for the deferred modes), the next best mode it knows:
+    /// [`TaskRun::CooperativeFlag`] (Linux 5.19), else
+    /// [`TaskRun::Interrupt`].
     ///
     /// # Errors
     ///
@@ -88,12 +90,17 @@ impl UringMonitor {
     /// [`io::ErrorKind::Unsupported`] if the kernel lacks an opcode or a
     /// feature the monitor needs; the message names it.
     pub fn new() -> io::Result<UringMonitor> {
-        match UringMonitor::with_options(UringOptions::default()) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                UringMonitor::with_options(UringOptions::default().task_run(TaskRun::Interrupt))
+        let options = UringOptions::default();
+        let mut result = UringMonitor::with_options(options);
+        for fallback in [TaskRun::CooperativeFlag, TaskRun::Interrupt] {
+            match result {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    result = UringMonitor::with_options(options.task_run(fallback));
+                }
+                _ => break,
             }
-            result => result,
         }
+        result
     }
 
     /// A monitor set up as `options` say.

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 
 use slotmap::SlotMap;
 
@@ -22,6 +22,7 @@ use crate::AioContext;
 use crate::context::Inner;
 use crate::handler::Callback;
 use crate::remote::{Gone, RemoteJob, Shared};
+use crate::sync::AtomicU8;
 
 slotmap::new_key_type! {
     /// Names a bottom half in its context.

@@ -48,6 +48,7 @@ mod polling;
 mod registry;
 mod remote;
 mod stats;
+mod sync;
 mod timer;
 
 #[cfg(feature = "testing")]

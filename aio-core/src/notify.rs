@@ -10,7 +10,9 @@
 //! wait. The atomics live here alone so that a model checker can prove the
 //! same code that ships.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering, fence};
+use std::sync::atomic::Ordering;
+
+use crate::sync::{AtomicBool, AtomicU32, fence};
 
 /// The two flags of the protocol, shared by the home thread and notifiers.
 #[derive(Debug, Default)]

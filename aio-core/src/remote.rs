@@ -4,13 +4,14 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use crate::AioContext;
 use crate::bh::BhKey;
 use crate::doorbell::Doorbell;
 use crate::notify::NotifyState;
+use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard};
 
 /// Work sent from another thread, run on the home thread.
 pub(crate) enum RemoteJob {

@@ -13,6 +13,8 @@
 //! ```
 
 mod harness;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod sim;
 mod sleep;
 pub mod suite;

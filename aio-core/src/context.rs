@@ -202,6 +202,7 @@ impl AioContext {
         }
         drop(registry);
         self.inner.monitor.replace(monitor);
+        Counters::bump(&self.inner.counters.monitor_moves);
         Ok(())
     }
 

@@ -12,7 +12,7 @@
 //! the loop fd becomes readable.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use crate::AioContext;
@@ -23,15 +23,23 @@ impl AioContext {
     /// work: for another event loop to sleep on between
     /// [`prepare`](AioContext::prepare) and [`check`](AioContext::check).
     ///
-    /// It is the monitor's own fd (epoll's, io_uring's ring), so it changes
-    /// if the context moves to another monitor (an upgrade in `prepare`, or a
-    /// fallback): read it again after each `prepare`.
+    /// It is a duplicate of the monitor's own fd (epoll's, io_uring's ring,
+    /// the poll monitor's epoll mirror), so it stays valid whatever happens
+    /// to the context; but if the context moves to another monitor (an
+    /// upgrade in `prepare`, or a fallback), it stops telling anything: take
+    /// a new one when [`monitor_moves`](AioContext::monitor_moves) changes.
     ///
     /// # Errors
     ///
-    /// `Unsupported` if the monitor has no such fd.
-    pub fn loop_fd(&self) -> io::Result<RawFd> {
-        self.inner.monitor.borrow_mut().loop_fd()
+    /// `Unsupported` if the monitor has no such fd; out of fds.
+    pub fn loop_fd(&self) -> io::Result<OwnedFd> {
+        self.inner.monitor.borrow_mut().loop_fd()?.try_clone_to_owned()
+    }
+
+    /// How many times the context has moved to another monitor (an upgrade,
+    /// a fallback, [`set_monitor`](AioContext::set_monitor)).
+    pub fn monitor_moves(&self) -> u64 {
+        self.inner.counters.monitor_moves.get()
     }
 
     /// Gets the context ready for the outer loop to sleep: returns how long

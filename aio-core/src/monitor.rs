@@ -6,7 +6,7 @@
 //! and say what it can see without a system call.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
 /// Identifies one registration of one handler.
@@ -246,10 +246,9 @@ pub trait FdMonitor {
     /// [`wait`](FdMonitor::wait) would report something (an epoll fd, an
     /// io_uring ring fd), so that another event loop can sleep on it when it
     /// drives the context ([`AioContext::prepare`](crate::AioContext::prepare)).
-    /// The fd stays valid as long as the monitor.
     ///
     /// The default says the monitor has none (`Unsupported`).
-    fn loop_fd(&mut self) -> io::Result<RawFd> {
+    fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!(

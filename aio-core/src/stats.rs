@@ -38,6 +38,7 @@ pub(crate) struct Counters {
     pub(crate) blocking_waits: Cell<u64>,
     pub(crate) poll_hits: Cell<u64>,
     pub(crate) poll_misses: Cell<u64>,
+    pub(crate) monitor_moves: Cell<u64>,
 }
 
 impl Counters {

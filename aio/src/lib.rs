@@ -42,6 +42,8 @@
 mod backend;
 mod builder;
 mod select;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use aio_core::*;
 pub use backend::{Backend, EPOLL_UPGRADE_AT, describe_refusal};

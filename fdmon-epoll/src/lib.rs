@@ -11,7 +11,7 @@
 //! epoll rotates, and are reported by the next wait.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use aio_core::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration};
@@ -241,8 +241,8 @@ impl FdMonitor for EpollMonitor {
     }
 
     /// The epoll fd: readable whenever a watched fd is ready.
-    fn loop_fd(&mut self) -> io::Result<RawFd> {
-        Ok(self.epfd.as_raw_fd())
+    fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
+        Ok(self.epfd.as_fd())
     }
 }
 

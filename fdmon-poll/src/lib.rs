@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use aio_core::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token};
@@ -183,16 +183,12 @@ impl FdMonitor for PollMonitor {
 
     /// The fd of an epoll instance kept in step with the watched fds from
     /// now on (`ppoll` has no fd of its own).
-    fn loop_fd(&mut self) -> io::Result<RawFd> {
-        match &self.mirror {
-            Some(mirror) => Ok(mirror.fd()),
-            None => {
-                let mirror = Mirror::new(&self.fds)?;
-                let fd = mirror.fd();
-                self.mirror = Some(mirror);
-                Ok(fd)
-            }
+    fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
+        if self.mirror.is_none() {
+            self.mirror = Some(Mirror::new(&self.fds)?);
         }
+        let mirror = self.mirror.as_ref();
+        mirror.map(Mirror::fd).ok_or_else(|| io::Error::other("no epoll mirror"))
     }
 }
 

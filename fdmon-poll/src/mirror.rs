@@ -4,7 +4,7 @@
 //! whenever a watched fd is; the monitor itself still waits with `ppoll`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// An epoll instance watching the same fds as the `pollfd` array.
 #[derive(Debug)]
@@ -30,8 +30,8 @@ impl Mirror {
         Ok(mirror)
     }
 
-    pub(crate) fn fd(&self) -> RawFd {
-        self.epfd.as_raw_fd()
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.epfd.as_fd()
     }
 
     pub(crate) fn add(&self, fd: RawFd, events: libc::c_short) -> io::Result<()> {

@@ -330,7 +330,7 @@ impl FdMonitor for Clocked {
         self.inner.pending()
     }
 
-    fn loop_fd(&mut self) -> io::Result<RawFd> {
+    fn loop_fd(&mut self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
         self.inner.loop_fd()
     }
 }
@@ -376,11 +376,8 @@ impl Drop for DropProbe {
 
 /// Sleeps until `fd` is readable or `timeout` passes; returns whether it
 /// became readable.
-fn sleep_on(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+fn sleep_on(fd: std::os::fd::OwnedFd, timeout: Option<Duration>) -> io::Result<bool> {
     use rustix::event::{PollFd, PollFlags, Timespec};
-    // SAFETY: `fd` is the loop fd of a context that the caller holds, so it
-    // stays open for this call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
     let timeout = timeout.map(|t| Timespec {
         tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),

@@ -226,3 +226,72 @@ impl Hasher for TokenHasher {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::UringOptions;
+
+    fn reg(token: u64) -> Option<Registration> {
+        Some(Registration {
+            token: Token(token),
+            interest: Interest::READABLE,
+        })
+    }
+
+    #[test]
+    fn masks_map_both_ways() {
+        assert_eq!(
+            events_for(Interest::BOTH),
+            (libc::POLLIN | libc::POLLPRI | libc::POLLOUT) as u32
+        );
+        assert_eq!(readiness_of(libc::POLLIN as u32), Readiness::READABLE);
+        assert_eq!(readiness_of(libc::POLLOUT as u32), Readiness::WRITABLE);
+        assert_eq!(readiness_of(libc::POLLRDHUP as u32), Readiness::HANGUP);
+        assert_eq!(readiness_of(libc::POLLNVAL as u32), Readiness::ERROR);
+        assert!(readiness_of(0).is_empty());
+    }
+
+    #[test]
+    fn a_queued_arm_of_a_removed_registration_costs_nothing() {
+        let mut ring = Ring::open(&UringOptions::default()).unwrap();
+        let mut r = Registrations::default();
+        r.update(0, None, reg(1)).unwrap();
+        r.update(0, reg(1), None).unwrap();
+        assert_eq!(r.queue, [Request::Arm(1)]);
+        r.flush(&mut ring).unwrap();
+        assert!(!r.has_queued());
+        assert!(!ring.has_completions());
+        assert_eq!(ring.pending(), aio_core::Pending::No, "nothing submitted");
+    }
+
+    #[test]
+    fn completions_re_arm_live_registrations_only() {
+        let mut ring = Ring::open(&UringOptions::default()).unwrap();
+        let mut r = Registrations::default();
+        let mut events = Vec::new();
+        r.update(0, None, reg(1)).unwrap();
+        r.update(1, None, reg(2)).unwrap();
+        r.flush(&mut ring).unwrap();
+        // Both polls are in flight (written to the queue); 2 is replaced.
+        r.update(1, reg(2), reg(3)).unwrap();
+        assert_eq!(r.queue, [Request::Disarm(2), Request::Arm(3)]);
+        r.queue.clear();
+        r.complete(1, libc::POLLIN as i32, &mut events);
+        r.complete(2, libc::POLLIN as i32, &mut events);
+        r.complete(INTERNAL, -libc::ENOENT, &mut events);
+        r.complete(99, libc::POLLIN as i32, &mut events);
+        assert_eq!(
+            events,
+            [ReadyEvent {
+                token: Token(1),
+                readiness: Readiness::READABLE
+            }]
+        );
+        assert_eq!(r.queue, [Request::Arm(1)], "only the live one is re-armed");
+        // A second completion for the same poll (none can come) is ignored.
+        r.complete(1, libc::POLLIN as i32, &mut events);
+        assert_eq!(events.len(), 1);
+        assert_eq!(r.queue, [Request::Arm(1)]);
+    }
+}

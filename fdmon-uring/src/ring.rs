@@ -216,14 +216,7 @@ impl Ring {
         }
         let mut probe = Probe::new();
         uring.submitter().register_probe(&mut probe)?;
-        for (code, name) in [
-            (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
-            (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
-        ] {
-            if !probe.is_supported(code) {
-                return Err(unsupported(name));
-            }
-        }
+        check_opcodes(|code| probe.is_supported(code))?;
         Ok(Ring {
             uring,
             task_run: options.task_run,
@@ -344,6 +337,20 @@ impl Ring {
     }
 }
 
+/// The opcodes the monitor uses, with their kernel names.
+const OPCODES: [(u8, &str); 2] = [
+    (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
+    (opcode::PollRemove::CODE, "IORING_OP_POLL_REMOVE"),
+];
+
+/// `Unsupported`, naming the first opcode the kernel lacks, if any.
+fn check_opcodes(supported: impl Fn(u8) -> bool) -> io::Result<()> {
+    match OPCODES.iter().find(|(code, _)| !supported(*code)) {
+        Some((_, name)) => Err(unsupported(name)),
+        None => Ok(()),
+    }
+}
+
 fn unsupported(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
@@ -382,6 +389,16 @@ mod tests {
             };
             assert_eq!(ring.pending(), expected, "{task_run:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_opcode_is_unsupported_and_named() {
+        assert!(check_opcodes(|_| true).is_ok());
+        let err = check_opcodes(|code| code != opcode::PollRemove::CODE).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert!(err.to_string().contains("IORING_OP_POLL_REMOVE"), "{err}");
+        let err = check_opcodes(|_| false).unwrap_err();
+        assert!(err.to_string().contains("IORING_OP_POLL_ADD"), "{err}");
     }
 
     #[test]

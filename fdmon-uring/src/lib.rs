@@ -10,12 +10,16 @@
 //!
 //! Registration changes cost no system call: adds, re-arms and
 //! `IORING_OP_POLL_REMOVE`s are batched into the one `io_uring_enter` that
-//! also waits, with a nanosecond timeout (`IORING_ENTER_EXT_ARG`). Because
-//! completions land in a ring shared with user space,
-//! [`pending`](FdMonitor::pending) can tell whether readiness waits without
-//! a system call, which lets the core busy-poll handlers that have no
-//! `poll` callback. How soon a completion shows depends on the
-//! [`TaskRun`] mode.
+//! also waits, with a nanosecond timeout (`IORING_ENTER_EXT_ARG`).
+//!
+//! Completions land in a ring shared with user space, so
+//! [`pending`](FdMonitor::pending) can tell without a system call whether
+//! readiness waits, in the [`TaskRun`] modes that show it: the core can
+//! then busy-poll handlers that have no `poll` callback by watching the
+//! ring, and skip zero-timeout waits that would find nothing. While re-arms
+//! (or other requests) have not reached the kernel yet, `pending` answers
+//! [`Pending::Unknown`] instead, and the core hands them over with a
+//! zero-timeout wait before it trusts the ring again.
 //!
 //! ```
 //! use aio_core::{AioContext, EventNotifier, FdHandler};
@@ -32,6 +36,11 @@
 //! A removed registration's poll is cancelled with the next wait; until
 //! then the ring keeps a reference to the file, so closing the fd does not
 //! release the file before the loop waits again.
+//!
+//! In the deferred task-running modes (the default) the ring is bound to
+//! the first thread that waits on it, as the kernel requires of
+//! `IORING_SETUP_SINGLE_ISSUER`: a monitor may be made on one thread and
+//! moved to the thread of its context, but not moved again afterwards.
 
 mod registrations;
 mod ring;
@@ -239,21 +248,21 @@ impl FdMonitor for UringMonitor {
     }
 
     /// What the rings show (see [`TaskRun`]), except while requests that
-    /// the kernel has not seen are queued (re-arms after a completion, adds,
-    /// removes). Readiness of a re-armed fd cannot be known before its poll
-    /// reaches the kernel, so the answer is then [`Pending::Unknown`], and
-    /// the core hands the requests over with a zero-timeout wait where that
-    /// matters: at once in an iteration that does not blocks or whose
-    /// busy-poll window peeks at the monitor, within 50 us in a loop whose
-    /// `poll` callbacks cover every fd. (A `Yes` would end the busy-poll
-    /// window at once, counted as a hit, with nothing to dispatch.)
+    /// the kernel has not seen are queued (the re-arms of the last
+    /// completions, adds, removes). The readiness of an fd whose poll has
+    /// not reached the kernel is not known, so the answer is then
+    /// [`Pending::Unknown`]: the core hands the requests over with a
+    /// zero-timeout wait at once in an iteration that does not block or
+    /// whose busy-poll window peeks at the monitor, and within 50 us in a
+    /// loop whose `poll` callbacks cover every fd. (A `Yes` would end the
+    /// busy-poll window at once, counted as a hit, with nothing to
+    /// dispatch.)
     ///
     /// The answer stays `Unknown` until a wait collects readiness or
-    /// blocks: once the core has started to peek with zero-timeout waits in
-    /// a window, the peeks (which cost no system call once the requests
-    /// are in, in the modes that show readiness) collect what completes,
-    /// whereas a `Yes` after a peek would end the window without a wait
-    /// that collects it.
+    /// blocks: once the core peeks with zero-timeout waits in a window, the
+    /// peeks (which cost no system call once the requests are in, in the
+    /// modes that show readiness) collect what completes, whereas a `Yes`
+    /// after a peek would end the window without a wait that collects it.
     fn pending(&mut self) -> Pending {
         if self.peeking {
             return Pending::Unknown;

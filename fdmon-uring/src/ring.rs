@@ -23,7 +23,7 @@ use io_uring::{IoUring, opcode, squeue};
 /// | mode | setup flags | runs when | seen while spinning |
 /// |------|-------------|-----------|---------------------|
 /// | [`Interrupt`](TaskRun::Interrupt) | none | at once: the thread is interrupted (an IPI if it is on a CPU) | yes, in the completion ring |
-/// | [`Cooperative`](TaskRun::Cooperative) | `COOP_TASKRUN` | the thread's next entry into the kernel | no |
+/// | [`Cooperative`](TaskRun::Cooperative) | `COOP_TASKRUN` | the thread's next entry into the kernel (a system call, or an interrupt such as the timer tick) | no |
 /// | [`CooperativeFlag`](TaskRun::CooperativeFlag) | `COOP_TASKRUN \| TASKRUN_FLAG` | the next entry; the kernel raises `IORING_SQ_TASKRUN` meanwhile | yes, as the flag |
 /// | [`Deferred`](TaskRun::Deferred) | `DEFER_TASKRUN \| SINGLE_ISSUER` | the next wait on the ring | no |
 /// | [`DeferredFlag`](TaskRun::DeferredFlag) | `DEFER_TASKRUN \| SINGLE_ISSUER \| TASKRUN_FLAG` | the next wait; the flag is raised meanwhile | yes, as the flag |
@@ -39,6 +39,7 @@ use io_uring::{IoUring, opcode, squeue};
 /// ```
 /// use fdmon_uring::TaskRun;
 ///
+/// assert_eq!(TaskRun::default(), TaskRun::DeferredFlag);
 /// assert!(TaskRun::CooperativeFlag.shows_readiness());
 /// assert!(!TaskRun::Cooperative.shows_readiness());
 /// assert_eq!(TaskRun::ALL.len(), 5);
@@ -50,7 +51,7 @@ pub enum TaskRun {
     /// completion.
     Interrupt,
     /// `IORING_SETUP_COOP_TASKRUN`: no interrupt; completions are posted
-    /// when the thread next enters the kernel.
+    /// when the thread next enters the kernel (Linux 5.19).
     Cooperative,
     /// `IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG`: no
     /// interrupt, and the kernel raises `IORING_SQ_TASKRUN` in the shared

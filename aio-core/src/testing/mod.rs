@@ -12,6 +12,7 @@
 //! }));
 //! ```
 
+mod faults;
 mod harness;
 #[cfg(all(test, loom))]
 mod loom_models;
@@ -19,6 +20,7 @@ mod sim;
 mod sleep;
 pub mod suite;
 
+pub use faults::{Fault, Faults, FaultyMonitor};
 pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
 pub use sim::{SimMonitor, SimWorld};
 pub use sleep::SleepMonitor;

@@ -1,0 +1,150 @@
+//! What the reliability tests share: the monitors to run on, a harness and
+//! a fault-injecting context per monitor, and a watchdog that ends a hung
+//! test binary instead of letting it hang CI.
+
+#![allow(dead_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use aio_core::testing::{Faults, FaultyMonitor, Harness, SimWorld};
+use aio_core::{AioContext, EventNotifier, FdMonitor, Readiness};
+
+/// A monitor the tests run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Poll,
+    Epoll,
+    Uring,
+    /// The simulated monitor (readiness set by the test).
+    Sim,
+}
+
+/// A new monitor of a real kind.
+pub(crate) fn open(kind: Kind) -> io::Result<Box<dyn FdMonitor>> {
+    Ok(match kind {
+        Kind::Poll => Box::new(fdmon_poll::PollMonitor::new()),
+        Kind::Epoll => Box::new(fdmon_epoll::EpollMonitor::new()?),
+        Kind::Uring => Box::new(fdmon_uring::UringMonitor::new()?),
+        Kind::Sim => panic!("the sim is made through its world"),
+    })
+}
+
+/// The harness of the testing module on this kind.
+pub(crate) fn harness(kind: Kind) -> Harness {
+    match kind {
+        Kind::Sim => Harness::sim(),
+        real => Harness::new(move || open(real)),
+    }
+}
+
+/// Emits `mod poll`, `mod epoll`, `mod io_uring` (and `mod sim` with
+/// `sim:` first) with one `#[test]` per case, each calling `super::case(kind)`.
+#[macro_export]
+macro_rules! on_every_monitor {
+    (sim: $($case:ident),* $(,)?) => {
+        $crate::on_every_monitor!($($case),*);
+        mod sim {
+            $( #[test] fn $case() { super::$case($crate::common::Kind::Sim); } )*
+        }
+    };
+    ($($case:ident),* $(,)?) => {
+        mod poll {
+            $( #[test] fn $case() { super::$case($crate::common::Kind::Poll); } )*
+        }
+        mod epoll {
+            $( #[test] fn $case() { super::$case($crate::common::Kind::Epoll); } )*
+        }
+        mod io_uring {
+            $( #[test] fn $case() { super::$case($crate::common::Kind::Uring); } )*
+        }
+    };
+}
+
+/// A context on `kind` wrapped in a [`FaultyMonitor`], with fds that the
+/// test can make readable (on the sim, through its world).
+pub(crate) struct Rig {
+    pub(crate) ctx: AioContext,
+    pub(crate) faults: Faults,
+    pub(crate) world: Option<Arc<SimWorld>>,
+}
+
+impl Rig {
+    pub(crate) fn new(kind: Kind) -> Rig {
+        let faults = Faults::new();
+        let (inner, world): (Box<dyn FdMonitor>, _) = match kind {
+            Kind::Sim => {
+                let world = SimWorld::new();
+                (Box::new(world.monitor()), Some(world))
+            }
+            real => (open(real).expect("the monitor under test"), None),
+        };
+        let monitor = FaultyMonitor::new(inner, &faults);
+        let ctx = AioContext::with_monitor(Box::new(monitor)).expect("the context");
+        Rig { ctx, faults, world }
+    }
+
+    /// A new fd the test can make readable.
+    pub(crate) fn event(&self) -> Ev {
+        Ev {
+            notifier: EventNotifier::new().expect("eventfd"),
+            world: self.world.clone(),
+        }
+    }
+
+    /// How many registrations the monitor should hold: the handlers and
+    /// the context's own notifier.
+    pub(crate) fn expected_held(&self) -> usize {
+        self.ctx.handler_count() + 1
+    }
+}
+
+/// An fd of a [`Rig`].
+pub(crate) struct Ev {
+    notifier: EventNotifier,
+    world: Option<Arc<SimWorld>>,
+}
+
+impl Ev {
+    pub(crate) fn set(&self) {
+        match &self.world {
+            Some(world) => world.set_ready(self.as_raw_fd(), Readiness::READABLE),
+            None => self.notifier.set().unwrap(),
+        }
+    }
+
+    pub(crate) fn clear(&self) -> bool {
+        match &self.world {
+            Some(world) => world.clear(self.as_raw_fd()).contains(Readiness::READABLE),
+            None => self.notifier.test_and_clear().unwrap(),
+        }
+    }
+}
+
+impl AsRawFd for Ev {
+    fn as_raw_fd(&self) -> RawFd {
+        self.notifier.as_raw_fd()
+    }
+}
+
+/// Aborts the whole test binary (with a message) if it is not dropped
+/// within `limit`: a test that hangs fails CI instead of stalling it.
+#[must_use = "the watchdog stops watching when dropped"]
+pub(crate) struct Watchdog {
+    _stop: mpsc::Sender<()>,
+}
+
+pub(crate) fn watchdog(what: &'static str, limit: Duration) -> Watchdog {
+    let (stop, stopped) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(limit) {
+            eprintln!("watchdog: {what} still running after {limit:?}; aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog { _stop: stop }
+}

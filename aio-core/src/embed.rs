@@ -33,7 +33,11 @@ impl AioContext {
     ///
     /// `Unsupported` if the monitor has no such fd; out of fds.
     pub fn loop_fd(&self) -> io::Result<OwnedFd> {
-        self.inner.monitor.borrow_mut().loop_fd()?.try_clone_to_owned()
+        self.inner
+            .monitor
+            .borrow_mut()
+            .loop_fd()?
+            .try_clone_to_owned()
     }
 
     /// How many times the context has moved to another monitor (an upgrade,

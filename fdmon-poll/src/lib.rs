@@ -188,7 +188,9 @@ impl FdMonitor for PollMonitor {
             self.mirror = Some(Mirror::new(&self.fds)?);
         }
         let mirror = self.mirror.as_ref();
-        mirror.map(Mirror::fd).ok_or_else(|| io::Error::other("no epoll mirror"))
+        mirror
+            .map(Mirror::fd)
+            .ok_or_else(|| io::Error::other("no epoll mirror"))
     }
 }
 

@@ -308,10 +308,10 @@ fn faults_everywhere_lose_and_leak_nothing(kind: Kind) {
     for round in 0..210 {
         let i = round % evs.len();
         let fault = faults[round % faults.len()];
-        if round % 3 == 0 && matches!(fault, Fault::Error(_)) {
+        if round.is_multiple_of(3) && matches!(fault, Fault::Error(_)) {
             rig.faults.on_update(0, fault);
         }
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             rig.faults.on_wait(0, fault);
         }
         let ev = &evs[i];

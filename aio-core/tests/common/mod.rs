@@ -125,6 +125,16 @@ impl Ev {
     }
 }
 
+impl Drop for Ev {
+    /// A closed file's readiness goes with it (the sim keys readiness by
+    /// number, so forget it for the next fd that gets the number).
+    fn drop(&mut self) {
+        if let Some(world) = &self.world {
+            world.clear(self.as_raw_fd());
+        }
+    }
+}
+
 impl AsRawFd for Ev {
     fn as_raw_fd(&self) -> RawFd {
         self.notifier.as_raw_fd()

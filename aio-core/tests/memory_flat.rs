@@ -1,0 +1,157 @@
+//! Memory stays flat: a million handler add/remove cycles and a million
+//! one-shot bottom halves (and a hundred thousand bottom halves created,
+//! scheduled, run and dropped) leave the number of live heap allocations
+//! where it was after a warm-up, on every monitor. Counted by a global
+//! allocator, per thread (everything here happens on the test's thread).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::rc::Rc;
+
+use aio_core::FdHandler;
+use aio_core::testing::Count;
+use common::Kind;
+
+struct Counting;
+
+thread_local! {
+    /// Allocations made minus allocations freed, on this thread.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+}
+
+fn add(n: i64) {
+    let _ = LIVE.try_with(|live| live.set(live.get() + n));
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// only addition is a thread-local counter that needs no allocation itself
+// (const-initialised `Cell`).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            add(1);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc_zeroed` is passed on.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            add(1);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        add(-1);
+        // SAFETY: `ptr` came from `System` with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc` is passed on as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> i64 {
+    LIVE.with(Cell::get)
+}
+
+/// A million (a debug build runs the whole file in about ten seconds).
+const CYCLES: usize = 1_000_000;
+
+/// Runs `step` `CYCLES` times after `CYCLES / 100` to warm up; returns the
+/// change in live allocations over the measured part.
+fn growth(mut step: impl FnMut(usize)) -> i64 {
+    let warm_up = CYCLES / 100;
+    for i in 0..warm_up {
+        step(i);
+    }
+    let before = live();
+    for i in warm_up..warm_up + CYCLES {
+        step(i);
+    }
+    live() - before
+}
+
+fn add_remove_cycles_leave_memory_flat(kind: Kind) {
+    let f = common::harness(kind).fixture();
+    let ev = Rc::new(f.event());
+    let runs = Count::new();
+    let grew = growth(|i| {
+        let (e, r) = (Rc::clone(&ev), runs.clone());
+        f.ctx
+            .set_fd_handler(
+                &*ev,
+                Some(FdHandler::new().on_read(move |_| {
+                    e.clear();
+                    r.hit();
+                })),
+            )
+            .unwrap();
+        if i.is_multiple_of(1000) {
+            // Now and then the handler sees its fd ready before it goes.
+            ev.set();
+            f.ctx.poll(false).unwrap();
+        }
+        f.ctx.set_fd_handler(&*ev, None).unwrap();
+    });
+    f.ctx.poll(false).unwrap();
+    assert!(runs.get() > 0);
+    assert_eq!(
+        grew, 0,
+        "{CYCLES} add/remove cycles: live allocations grew by {grew}"
+    );
+}
+
+fn oneshot_bottom_halves_leave_memory_flat(kind: Kind) {
+    let f = common::harness(kind).fixture();
+    let runs = Rc::new(Cell::new(0usize));
+    let grew = growth(|i| {
+        let r = Rc::clone(&runs);
+        f.ctx.schedule_oneshot(move |_| r.set(r.get() + 1));
+        if i % 100 == 99 {
+            f.ctx.poll(false).unwrap();
+        }
+    });
+    f.ctx.poll(false).unwrap();
+    let warm_up = CYCLES / 100;
+    assert_eq!(runs.get(), CYCLES + warm_up, "every one-shot ran");
+    assert_eq!(
+        grew, 0,
+        "{CYCLES} one-shot bottom halves: live allocations grew by {grew}"
+    );
+}
+
+fn bottom_half_objects_leave_memory_flat(kind: Kind) {
+    let f = common::harness(kind).fixture();
+    let runs = Count::new();
+    let grew = growth(|i| {
+        if !i.is_multiple_of(10) {
+            return; // a tenth of the cycles: each is a few allocations
+        }
+        let r = runs.clone();
+        let bh = f.ctx.bh(move |_| r.hit());
+        bh.schedule();
+        f.ctx.poll(false).unwrap();
+        bh.schedule(); // and dropped while scheduled
+    });
+    f.ctx.poll(false).unwrap();
+    assert_eq!(runs.get(), (CYCLES + CYCLES / 100) / 10);
+    assert_eq!(grew, 0, "bottom halves: live allocations grew by {grew}");
+}
+
+on_every_monitor!(sim:
+    add_remove_cycles_leave_memory_flat,
+    oneshot_bottom_halves_leave_memory_flat,
+    bottom_half_objects_leave_memory_flat,
+);

@@ -1,136 +1,270 @@
 //! `loop-iteration`: the cost of one loop iteration that serves one active
-//! eventfd among `K` idle ones, on poll and on epoll.
+//! eventfd among `K` idle ones.
 //!
-//! One iteration writes the active eventfd, then polls without blocking,
-//! and the active fd's read handler drains it. Four variants, measured
-//! together for each `K`:
+//! One iteration writes the active eventfd, then asks the loop for what is
+//! ready without blocking, and the active fd's handler drains it. For each
+//! `K`, measured together:
 //!
-//! * `raw-ppoll`, the reference: the same work by hand, `ppoll` with a zero
-//!   timeout over the eventfds, a scan of the `pollfd` array, a read of the
-//!   ready one;
-//! * `aio-poll`: the event loop on the poll monitor;
-//! * `raw-epoll`: by hand on a level-triggered epoll set, `epoll_wait` with a
-//!   zero timeout, a read of each fd it returns;
-//! * `aio-epoll`: the event loop on the epoll monitor.
+//! * `raw-epoll`, the reference: a level-triggered epoll set by hand,
+//!   `epoll_wait` with a zero timeout, a read of each fd it returns;
+//! * `raw-ppoll`: the same with `ppoll` over a `pollfd` array;
+//! * aio on each monitor (`aio-poll`, `aio-epoll`, `aio-io_uring`,
+//!   `aio-auto`): `poll(false)`;
+//! * `mio` (`Poll::poll` with a zero timeout, edge-triggered), `polling`
+//!   (`Poller::wait` with a zero timeout, level mode), `tokio` (an
+//!   `AsyncFd` per fd; the task awaits the active one's readiness, so each
+//!   iteration is one turn of the runtime).
 //!
-//! The `K` idle eventfds are shared by the four variants (they are never
-//! written); each variant has an active eventfd of its own. A summary table
-//! puts the medians side by side by `K`, and says from which `K` on epoll is
-//! the cheaper.
+//! The `K` idle eventfds are shared by every variant (they are never
+//! written); each variant has an active eventfd of its own. A summary puts
+//! the medians side by side by `K`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::time::Duration;
 
 use aio::prelude::*;
-use aio::{ContextBuilder, FdMonitor};
-use fdmon_epoll::EpollMonitor;
-use fdmon_poll::PollMonitor;
 
-use crate::measure::{Measurement, Plan, Variant, interleaved};
-use crate::report::{Group, Report, Summary, ratio};
+use crate::env::{Env, Monitor};
+use crate::measure::{Measurement, Plan, Variant};
+use crate::peers::{Fd, polling_add, tokio_recv, tokio_runtime, tokio_watch};
+use crate::report::{Group, ScenarioReport, Summary, Target, ratio};
 use crate::scenarios::check_done;
+use crate::sys;
 
 /// The numbers of idle fds measured, `K`.
-pub const IDLE_COUNTS: &[usize] = &[1, 16, 64, 256, 1000, 10_000];
+pub const IDLE_COUNTS: &[usize] = &[1, 64, 1000, 10_000];
 
 /// The numbers of idle fds of a quick run.
-pub const QUICK_IDLE_COUNTS: &[usize] = &[1, 64, 1000];
+pub const QUICK_IDLE_COUNTS: &[usize] = &[1, 1000];
 
-/// The name of the reference variant.
-pub const REFERENCE: &str = "raw-ppoll";
-/// The name of the event loop's variant on the poll monitor.
-pub const AIO_POLL: &str = "aio-poll";
-/// The name of the hand-written epoll variant.
-pub const RAW_EPOLL: &str = "raw-epoll";
-/// The name of the event loop's variant on the epoll monitor.
-pub const AIO_EPOLL: &str = "aio-epoll";
+/// The reference.
+pub const REFERENCE: &str = "raw-epoll";
+/// The hand-written ppoll loop.
+pub const RAW_PPOLL: &str = "raw-ppoll";
 
-/// The variants in the order measured and summarised.
-const VARIANTS: [&str; 4] = [REFERENCE, AIO_POLL, RAW_EPOLL, AIO_EPOLL];
+/// The scenario's one-line description.
+pub const ABOUT: &str = "one non-blocking iteration serving one active eventfd among K idle ones; figure: ns per iteration";
 
-/// Measures one group per entry of `idle_counts`, then sums them up by `K`.
+/// How much slower the largest K may be than the smallest for a cost to
+/// count as flat.
+pub const FLAT: f64 = 1.25;
+
+/// One variant's loop.
+trait Iterate {
+    /// Runs `n` iterations; fails unless each served the active fd once.
+    fn run(&mut self, n: u64) -> io::Result<()>;
+}
+
+/// Measures one group per `K`, then sums them up.
 ///
 /// # Errors
 ///
-/// Setting up the fds or the contexts failed (the fd limit is too low for
-/// `K`, say), or an iteration did not run the active handler exactly once.
-pub fn run(plan: &Plan, idle_counts: &[usize]) -> io::Result<Report> {
-    let groups = idle_counts
-        .iter()
-        .map(|&idle| run_one(plan, idle))
-        .collect::<io::Result<Vec<Group>>>()?;
-    let summary = summary(idle_counts, &groups);
-    Ok(Report {
+/// Setting up the fds or the loops failed (the fd limit is too low for
+/// `K`, say), or an iteration did not serve the active fd exactly once.
+pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
+    let counts = if env.plan.is_quick() {
+        QUICK_IDLE_COUNTS
+    } else {
+        IDLE_COUNTS
+    };
+    env.progress.scenario("loop-iteration", counts.len());
+    let mut groups = Vec::new();
+    for &idle in counts {
+        groups.push(run_one(env, idle)?);
+    }
+    let mut targets = Vec::new();
+    for group in &groups {
+        for (monitor, limit) in [(Monitor::Epoll, 1.05), (Monitor::IoUring, 1.0)] {
+            let v = monitor.variant();
+            if group.row(v).is_some() {
+                targets.push(Target::at_most(
+                    &group.id,
+                    v,
+                    format!("<= {limit:.2}x {REFERENCE}"),
+                    group.ratio(v, REFERENCE),
+                    limit,
+                    "x",
+                ));
+            }
+        }
+    }
+    if let (Some(first), Some(last)) = (groups.first(), groups.last())
+        && groups.len() > 1
+    {
+        for monitor in [Monitor::Epoll, Monitor::Auto] {
+            let v = monitor.variant();
+            let growth = Some(
+                last.row(v)
+                    .zip(first.row(v))
+                    .map(|(l, f)| l.median_ns / f.median_ns),
+            )
+            .flatten();
+            let mut t = Target::at_most(
+                &last.id,
+                v,
+                format!(
+                    "flat in K: K = {} / K = {} <= {FLAT:.2}x",
+                    ks(last),
+                    ks(first)
+                ),
+                growth,
+                FLAT,
+                "x",
+            );
+            if monitor == Monitor::Auto {
+                t = t.note("the automatic choice must not show poll's O(K) curve");
+            }
+            targets.push(t);
+        }
+    }
+    let summary = summary(counts, &groups);
+    Ok(ScenarioReport {
+        name: "loop-iteration".to_owned(),
+        about: ABOUT.to_owned(),
         groups,
         summaries: vec![summary],
+        targets,
+        seconds: 0.0,
     })
 }
 
-fn run_one(plan: &Plan, idle: usize) -> io::Result<Group> {
+fn ks(group: &Group) -> &str {
+    group.id.rsplit('/').next().unwrap_or("?")
+}
+
+/// The loops over `idle_fds` that the filter keeps, and what `aio-auto`
+/// runs on.
+type Loops = Vec<(String, RefCell<Box<dyn Iterate>>)>;
+
+fn loops(env: &Env<'_>, idle_fds: &[OwnedFd]) -> io::Result<(Loops, Option<&'static str>)> {
+    let wants = |name: &str| name == REFERENCE || env.wants(name);
+    let mut loops: Vec<(String, Box<dyn Iterate>)> = Vec::new();
+    loops.push((REFERENCE.to_owned(), Box::new(RawEpoll::new(idle_fds)?)));
+    if wants(RAW_PPOLL) {
+        loops.push((RAW_PPOLL.to_owned(), Box::new(RawPpoll::new(idle_fds)?)));
+    }
+    let mut auto_on = None;
+    for monitor in Monitor::ALL {
+        if wants(monitor.variant()) {
+            let aio = AioLoop::new(monitor, idle_fds)?;
+            if monitor == Monitor::Auto {
+                auto_on = Some(aio.ctx.backend().name);
+            }
+            loops.push((monitor.variant().to_owned(), Box::new(aio)));
+        }
+    }
+    if wants("mio") {
+        loops.push(("mio".to_owned(), Box::new(MioLoop::new(idle_fds)?)));
+    }
+    if wants("polling") {
+        loops.push(("polling".to_owned(), Box::new(PollingLoop::new(idle_fds)?)));
+    }
+    if wants("tokio") {
+        loops.push(("tokio".to_owned(), Box::new(TokioLoop::new(idle_fds)?)));
+    }
+    let loops = loops
+        .into_iter()
+        .map(|(name, l)| (name, RefCell::new(l)))
+        .collect();
+    Ok((loops, auto_on))
+}
+
+fn variants(loops: &Loops) -> Vec<Variant<'_>> {
+    loops
+        .iter()
+        .map(|(name, l)| {
+            Variant::new(name.clone(), move |n| l.borrow_mut().run(n)).expect_no_allocs()
+        })
+        .collect()
+}
+
+/// Allocations of each loop in steady state, with 64 idle fds, under
+/// `plan`.
+pub(crate) fn steady_state(env: &Env<'_>, plan: &Plan) -> io::Result<Group> {
+    let idle_fds = idle_eventfds(64)?;
+    let (loops, _) = loops(env, &idle_fds)?;
+    let title = "steady state: loop iteration, 64 idle + 1 active eventfd";
+    let rows = env.measure_with(plan, title, &mut variants(&loops))?;
+    Ok(Group::new(
+        "allocations/loop-iteration",
+        title,
+        "ns per iteration",
+        REFERENCE,
+        rows,
+        Vec::new(),
+    ))
+}
+
+fn run_one(env: &Env<'_>, idle: usize) -> io::Result<Group> {
     // Declared first so they drop last: the loops watch them.
     let idle_fds = idle_eventfds(idle)?;
-    let mut raw_ppoll = RawPpoll::new(&idle_fds)?;
-    let aio_poll = AioLoop::new(AIO_POLL, Box::new(PollMonitor::new()), &idle_fds)?;
-    let mut raw_epoll = RawEpoll::new(&idle_fds)?;
-    let aio_epoll = AioLoop::new(AIO_EPOLL, Box::new(EpollMonitor::new()?), &idle_fds)?;
-    let mut variants = [
-        Variant::new(REFERENCE, |n| raw_ppoll.run(n)).expect_no_allocs(),
-        Variant::new(AIO_POLL, |n| aio_poll.run(n)).expect_no_allocs(),
-        Variant::new(RAW_EPOLL, |n| raw_epoll.run(n)).expect_no_allocs(),
-        Variant::new(AIO_EPOLL, |n| aio_epoll.run(n)).expect_no_allocs(),
-    ];
-    let rows = interleaved(plan, &mut variants)?;
+    let (loops, auto_on) = loops(env, &idle_fds)?;
+    let mut variants = variants(&loops);
+    let title = format!("loop iteration, K = {idle} idle + 1 active eventfd");
+    let rows = env.measure(&title, &mut variants)?;
     drop(variants);
-    Ok(Group {
-        title: format!("loop-iteration: {idle} idle + 1 active eventfd"),
-        reference: REFERENCE.to_owned(),
-        rows,
-        notes: vec![format!(
-            "the aio variants also watch the context's own notifier: {} fds to {}",
-            idle + 2,
-            idle + 1
-        )],
-    })
-}
-
-/// The medians of every group side by side, with epoll's ratio to poll and
-/// the `K` from which epoll is cheaper.
-fn summary(idle_counts: &[usize], groups: &[Group]) -> Summary {
-    let median = |group: &Group, name: &str| {
-        group
-            .rows
-            .iter()
-            .find(|m| m.name == name)
-            .map_or(f64::NAN, |m: &Measurement| m.median_ns)
-    };
-    let mut rows = Vec::new();
-    for (&k, group) in idle_counts.iter().zip(groups) {
-        let mut row = vec![k.to_string()];
-        row.extend(VARIANTS.map(|name| format!("{:.1}", median(group, name))));
-        for (poll, epoll) in [(AIO_POLL, AIO_EPOLL), (REFERENCE, RAW_EPOLL)] {
-            row.push(ratio(median(group, epoll) / median(group, poll)));
-        }
-        rows.push(row);
+    let mut notes = vec![format!(
+        "the aio loops also watch their context's own notifier: {} fds to {}",
+        idle + 2,
+        idle + 1
+    )];
+    if let Some(on) = auto_on {
+        notes.push(format!("aio-auto ran on {on}"));
     }
-    let mut headers = vec!["K".to_owned()];
-    headers.extend(VARIANTS.map(str::to_owned));
-    headers.extend(["aio epoll/poll", "raw epoll/poll"].map(str::to_owned));
-    let notes = [(AIO_POLL, AIO_EPOLL), (REFERENCE, RAW_EPOLL)]
-        .map(|(poll, epoll)| {
-            let cheaper: Vec<bool> = groups
-                .iter()
-                .map(|g| median(g, epoll) < median(g, poll))
-                .collect();
-            format!("{epoll} vs {poll}: {}", crossover(idle_counts, &cheaper))
-        })
-        .to_vec();
-    Summary {
-        title: "loop-iteration: median ns per iteration by idle fds K, poll vs epoll".to_owned(),
-        headers,
+    Ok(Group::new(
+        format!("loop-iteration/{idle}"),
+        title,
+        "ns per iteration",
+        REFERENCE,
         rows,
         notes,
+    ))
+}
+
+/// The medians of every group side by side by `K`, with the crossover of
+/// aio's poll and epoll monitors.
+fn summary(idle_counts: &[usize], groups: &[Group]) -> Summary {
+    let mut names: Vec<String> = Vec::new();
+    for row in groups.iter().flat_map(|g| &g.rows) {
+        if !names.contains(&row.name) {
+            names.push(row.name.clone());
+        }
+    }
+    let median = |group: &Group, name: &str| {
+        group
+            .row(name)
+            .map_or(f64::NAN, |m: &Measurement| m.median_ns)
+    };
+    let rows = idle_counts
+        .iter()
+        .zip(groups)
+        .map(|(&k, group)| {
+            let mut row = vec![k.to_string()];
+            row.extend(names.iter().map(|n| crate::report::ns(median(group, n))));
+            row.push(ratio(
+                median(group, "aio-epoll") / median(group, "aio-poll"),
+            ));
+            row
+        })
+        .collect();
+    let mut headers = vec!["K".to_owned()];
+    headers.extend(names.iter().cloned());
+    headers.push("aio epoll/poll".to_owned());
+    let cheaper: Vec<bool> = groups
+        .iter()
+        .map(|g| median(g, "aio-epoll") < median(g, "aio-poll"))
+        .collect();
+    Summary {
+        title: "loop iteration: median ns per iteration by idle fds K".to_owned(),
+        headers,
+        rows,
+        notes: vec![format!(
+            "aio-epoll vs aio-poll: {}",
+            crossover(idle_counts, &cheaper)
+        )],
     }
 }
 
@@ -153,41 +287,12 @@ fn crossover(idle_counts: &[usize], epoll_cheaper: &[bool]) -> String {
 
 /// `count` idle eventfds, after raising the fd limit if they need it.
 fn idle_eventfds(count: usize) -> io::Result<Vec<OwnedFd>> {
-    // The loops' own fds, the contexts' notifiers, stdio, and some room.
-    allow_fds(count as u64 + 64)?;
-    (0..count).map(|_| eventfd()).collect()
+    // Every loop's own fds, the contexts' notifiers, stdio, and some room.
+    sys::allow_fds(count as u64 + 128)?;
+    (0..count).map(|_| sys::eventfd()).collect()
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit if it is below
-/// `needed`; fails if the hard limit is.
-fn allow_fds(needed: u64) -> io::Result<()> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct into `limit`, a live,
-    // exclusively borrowed local.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if limit.rlim_cur >= needed as libc::rlim_t {
-        return Ok(());
-    }
-    if limit.rlim_max < needed as libc::rlim_t {
-        return Err(io::Error::other(format!(
-            "{needed} fds are needed; the hard RLIMIT_NOFILE is {} (raise it: ulimit -Hn)",
-            limit.rlim_max
-        )));
-    }
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: setrlimit reads one rlimit struct from `limit`, a live local.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// The event loop on a given monitor with handlers on the idle fds and one
+/// The event loop on a monitor with handlers on the idle fds and one
 /// active one.
 struct AioLoop {
     name: &'static str,
@@ -199,15 +304,8 @@ struct AioLoop {
 }
 
 impl AioLoop {
-    fn new(
-        name: &'static str,
-        monitor: Box<dyn FdMonitor>,
-        idle: &[OwnedFd],
-    ) -> io::Result<AioLoop> {
-        let expected = monitor.name();
-        // Not through the facade: no backend choice, no upgrade to another
-        // monitor as handlers are added.
-        let ctx = ContextBuilder::new(monitor).build()?;
+    fn new(monitor: Monitor, idle: &[OwnedFd]) -> io::Result<AioLoop> {
+        let ctx = monitor.context(PollParams::OFF)?;
         let idle_served = Rc::new(Cell::new(0));
         for fd in idle {
             let count = Rc::clone(&idle_served);
@@ -227,22 +325,18 @@ impl AioLoop {
                 }
             })),
         )?;
-        let running = ctx.backend().name;
-        if running != expected {
-            return Err(io::Error::other(format!(
-                "{name}: asked for the {expected} monitor, got {running}"
-            )));
-        }
         Ok(AioLoop {
-            name,
+            name: monitor.variant(),
             ctx,
             active,
             served,
             idle_served,
         })
     }
+}
 
-    fn run(&self, n: u64) -> io::Result<()> {
+impl Iterate for AioLoop {
+    fn run(&mut self, n: u64) -> io::Result<()> {
         let before = self.served.get();
         for _ in 0..n {
             self.active.set()?;
@@ -253,7 +347,7 @@ impl AioLoop {
     }
 }
 
-/// The hand-written reference: eventfds and a `pollfd` array, nothing else.
+/// The hand-written ppoll loop: eventfds and a `pollfd` array.
 struct RawPpoll {
     pollfds: Vec<libc::pollfd>,
     active: OwnedFd,
@@ -261,7 +355,7 @@ struct RawPpoll {
 
 impl RawPpoll {
     fn new(idle: &[OwnedFd]) -> io::Result<RawPpoll> {
-        let active = eventfd()?;
+        let active = sys::eventfd()?;
         let pollfds = idle
             .iter()
             .chain([&active])
@@ -273,7 +367,9 @@ impl RawPpoll {
             .collect();
         Ok(RawPpoll { pollfds, active })
     }
+}
 
+impl Iterate for RawPpoll {
     fn run(&mut self, n: u64) -> io::Result<()> {
         let zero = libc::timespec {
             tv_sec: 0,
@@ -281,7 +377,7 @@ impl RawPpoll {
         };
         let mut served = 0;
         for _ in 0..n {
-            write_one(self.active.as_raw_fd())?;
+            sys::write_one(self.active.as_raw_fd())?;
             // SAFETY: `pollfds` is a live, exclusively borrowed array of
             // `pollfds.len()` pollfd structs that the kernel writes revents
             // into; `zero` outlives the call; a null signal mask leaves the
@@ -298,7 +394,39 @@ impl RawPpoll {
                 return Err(io::Error::last_os_error());
             }
             for pfd in &self.pollfds {
-                if pfd.revents & (libc::POLLIN | libc::POLLPRI) != 0 && read_one(pfd.fd)? {
+                if pfd.revents & (libc::POLLIN | libc::POLLPRI) != 0 && sys::read_one(pfd.fd)? {
+                    served += 1;
+                }
+            }
+        }
+        check_done(RAW_PPOLL, n, served)
+    }
+}
+
+/// The reference: a level-triggered epoll set by hand.
+struct RawEpoll {
+    epoll: sys::Epoll,
+    active: OwnedFd,
+}
+
+impl RawEpoll {
+    fn new(idle: &[OwnedFd]) -> io::Result<RawEpoll> {
+        let epoll = sys::Epoll::new()?;
+        let active = sys::eventfd()?;
+        for fd in idle.iter().chain([&active]) {
+            epoll.add(fd.as_raw_fd(), fd.as_raw_fd() as u64)?;
+        }
+        Ok(RawEpoll { epoll, active })
+    }
+}
+
+impl Iterate for RawEpoll {
+    fn run(&mut self, n: u64) -> io::Result<()> {
+        let mut served = 0;
+        for _ in 0..n {
+            sys::write_one(self.active.as_raw_fd())?;
+            for data in self.epoll.wait(0)? {
+                if sys::read_one(data as RawFd)? {
                     served += 1;
                 }
             }
@@ -307,119 +435,163 @@ impl RawPpoll {
     }
 }
 
-/// The same by hand on a level-triggered epoll set.
-struct RawEpoll {
-    epfd: OwnedFd,
-    events: Vec<libc::epoll_event>,
+/// mio: `Poll` with every fd as a `SourceFd`, edge-triggered.
+struct MioLoop {
+    poll: mio::Poll,
+    events: mio::Events,
     active: OwnedFd,
+    active_token: mio::Token,
 }
 
-impl RawEpoll {
-    fn new(idle: &[OwnedFd]) -> io::Result<RawEpoll> {
-        // SAFETY: epoll_create1 takes no pointers; it returns a new fd or -1.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epfd < 0 {
-            return Err(io::Error::last_os_error());
+impl MioLoop {
+    fn new(idle: &[OwnedFd]) -> io::Result<MioLoop> {
+        let poll = mio::Poll::new()?;
+        for (i, fd) in idle.iter().enumerate() {
+            poll.registry().register(
+                &mut mio::unix::SourceFd(&fd.as_raw_fd()),
+                mio::Token(i),
+                mio::Interest::READABLE,
+            )?;
         }
-        // SAFETY: `epfd` was just returned by epoll_create1, is open, and
-        // nothing else owns it.
-        let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
-        let active = eventfd()?;
-        for fd in idle.iter().chain([&active]) {
-            let mut event = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLPRI) as u32,
-                u64: fd.as_raw_fd() as u64,
-            };
-            // SAFETY: epoll_ctl reads `event`, a live local, and touches no
-            // other memory; both fds are open and owned by the caller.
-            let rc = unsafe {
-                libc::epoll_ctl(
-                    epfd.as_raw_fd(),
-                    libc::EPOLL_CTL_ADD,
-                    fd.as_raw_fd(),
-                    &mut event,
-                )
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        let events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
-        Ok(RawEpoll {
-            epfd,
-            events,
+        let active = sys::eventfd()?;
+        let active_token = mio::Token(idle.len());
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&active.as_raw_fd()),
+            active_token,
+            mio::Interest::READABLE,
+        )?;
+        Ok(MioLoop {
+            poll,
+            events: mio::Events::with_capacity(64),
             active,
+            active_token,
         })
     }
+}
 
+impl Iterate for MioLoop {
     fn run(&mut self, n: u64) -> io::Result<()> {
         let mut served = 0;
+        let fd = self.active.as_raw_fd();
         for _ in 0..n {
-            write_one(self.active.as_raw_fd())?;
-            // SAFETY: `events` is a live, exclusively borrowed array of
-            // `events.len()` epoll_event structs that the kernel writes
-            // into.
-            let ready = unsafe {
-                libc::epoll_wait(
-                    self.epfd.as_raw_fd(),
-                    self.events.as_mut_ptr(),
-                    self.events.len() as libc::c_int,
-                    0,
-                )
-            };
-            if ready < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            for event in &self.events[..ready as usize] {
-                let (bits, fd) = (event.events, event.u64 as RawFd);
-                if bits & (libc::EPOLLIN | libc::EPOLLPRI) as u32 != 0 && read_one(fd)? {
+            sys::write_one(fd)?;
+            crate::peers::mio_poll(&mut self.poll, &mut self.events, Some(Duration::ZERO))?;
+            for event in &self.events {
+                if event.token() != self.active_token {
+                    return Err(io::Error::other("mio: an idle fd fired"));
+                }
+                if sys::read_one(fd)? {
                     served += 1;
                 }
             }
         }
-        check_done(RAW_EPOLL, n, served)
+        check_done("mio", n, served)
     }
 }
 
-/// A non-blocking, close-on-exec eventfd.
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd takes no pointers; it returns a new fd or -1.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by eventfd, is open, and nothing else
-    // owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// polling: a `Poller` with every fd in level mode.
+struct PollingLoop {
+    poller: polling::Poller,
+    events: polling::Events,
+    active: OwnedFd,
+    active_key: usize,
+    watched: Vec<RawFd>,
 }
 
-/// Adds one to an eventfd's counter.
-fn write_one(fd: RawFd) -> io::Result<()> {
-    let one = 1u64.to_ne_bytes();
-    // SAFETY: `one` is a live 8-byte buffer for the duration of the call;
-    // `fd` is an eventfd owned by the caller's loop.
-    let n = unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+impl PollingLoop {
+    fn new(idle: &[OwnedFd]) -> io::Result<PollingLoop> {
+        let poller = polling::Poller::new()?;
+        let active = sys::eventfd()?;
+        let mut watched = Vec::new();
+        for (key, fd) in idle.iter().chain([&active]).enumerate() {
+            polling_add(&poller, fd.as_raw_fd(), key)?;
+            watched.push(fd.as_raw_fd());
+        }
+        Ok(PollingLoop {
+            poller,
+            events: polling::Events::with_capacity(std::num::NonZeroUsize::MIN.saturating_add(63)),
+            active_key: idle.len(),
+            active,
+            watched,
+        })
     }
-    Ok(())
 }
 
-/// Drains an eventfd; returns whether it was set.
-fn read_one(fd: RawFd) -> io::Result<bool> {
-    let mut buf = [0u8; 8];
-    // SAFETY: `buf` is a live, exclusively borrowed 8-byte buffer for the
-    // duration of the call; `fd` is an eventfd owned by the caller's loop
-    // or by the scenario.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            io::ErrorKind::WouldBlock => Ok(false),
-            _ => Err(err),
-        };
+impl Iterate for PollingLoop {
+    fn run(&mut self, n: u64) -> io::Result<()> {
+        let mut served = 0;
+        let fd = self.active.as_raw_fd();
+        for _ in 0..n {
+            sys::write_one(fd)?;
+            self.events.clear();
+            self.poller.wait(&mut self.events, Some(Duration::ZERO))?;
+            for event in self.events.iter() {
+                if event.key != self.active_key {
+                    return Err(io::Error::other("polling: an idle fd fired"));
+                }
+                if sys::read_one(fd)? {
+                    served += 1;
+                }
+            }
+        }
+        check_done("polling", n, served)
     }
-    Ok(n > 0)
+}
+
+impl Drop for PollingLoop {
+    fn drop(&mut self) {
+        // The poller must forget the fds before they close.
+        for &fd in &self.watched {
+            // SAFETY: `fd` is still open: the idle fds outlive every loop,
+            // and `active` is dropped after this.
+            let _ = self
+                .poller
+                .delete(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+        }
+    }
+}
+
+/// tokio: an `AsyncFd` per fd on a current-thread runtime; each iteration
+/// writes the active fd and awaits its readiness.
+struct TokioLoop {
+    // Declared before the runtime: deregistered before it goes.
+    _idle: Vec<tokio::io::unix::AsyncFd<Fd>>,
+    active_afd: tokio::io::unix::AsyncFd<Fd>,
+    rt: tokio::runtime::Runtime,
+    active: OwnedFd,
+}
+
+impl TokioLoop {
+    fn new(idle: &[OwnedFd]) -> io::Result<TokioLoop> {
+        let rt = tokio_runtime()?;
+        let active = sys::eventfd()?;
+        let _guard = rt.enter();
+        let idle = idle
+            .iter()
+            .map(|fd| tokio_watch(fd.as_raw_fd()))
+            .collect::<io::Result<Vec<_>>>()?;
+        let active_afd = tokio_watch(active.as_raw_fd())?;
+        drop(_guard);
+        Ok(TokioLoop {
+            _idle: idle,
+            active_afd,
+            rt,
+            active,
+        })
+    }
+}
+
+impl Iterate for TokioLoop {
+    fn run(&mut self, n: u64) -> io::Result<()> {
+        let (afd, fd) = (&self.active_afd, self.active.as_raw_fd());
+        self.rt.block_on(async {
+            for _ in 0..n {
+                sys::write_one(fd)?;
+                tokio_recv(afd).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -429,24 +601,31 @@ mod tests {
     #[test]
     fn every_loop_serves_the_active_fd_once_per_iteration() {
         let idle = idle_eventfds(3).unwrap();
-        RawPpoll::new(&idle).unwrap().run(50).unwrap();
-        RawEpoll::new(&idle).unwrap().run(50).unwrap();
-        for (name, monitor) in [
-            (AIO_POLL, Box::new(PollMonitor::new()) as Box<dyn FdMonitor>),
-            (AIO_EPOLL, Box::new(EpollMonitor::new().unwrap())),
-        ] {
-            let aio = AioLoop::new(name, monitor, &idle).unwrap();
-            aio.run(50).unwrap();
-            assert_eq!(aio.served.get(), 50);
+        let mut loops: Vec<Box<dyn Iterate>> = vec![
+            Box::new(RawPpoll::new(&idle).unwrap()),
+            Box::new(RawEpoll::new(&idle).unwrap()),
+            Box::new(MioLoop::new(&idle).unwrap()),
+            Box::new(PollingLoop::new(&idle).unwrap()),
+            Box::new(TokioLoop::new(&idle).unwrap()),
+        ];
+        for monitor in Monitor::ALL {
+            loops.push(Box::new(AioLoop::new(monitor, &idle).unwrap()));
+        }
+        for l in &mut loops {
+            l.run(50).unwrap();
         }
     }
 
     #[test]
     fn an_idle_fd_that_fires_fails_the_batch() {
         let idle = idle_eventfds(2).unwrap();
-        let aio = AioLoop::new(AIO_EPOLL, Box::new(EpollMonitor::new().unwrap()), &idle).unwrap();
-        write_one(idle[1].as_raw_fd()).unwrap();
+        let mut aio = AioLoop::new(Monitor::Epoll, &idle).unwrap();
+        let mut mio = MioLoop::new(&idle).unwrap();
+        let mut polling = PollingLoop::new(&idle).unwrap();
+        sys::write_one(idle[1].as_raw_fd()).unwrap();
         assert!(aio.run(1).is_err());
+        assert!(mio.run(1).is_err());
+        assert!(polling.run(1).is_err());
         let mut raw = RawEpoll::new(&idle).unwrap();
         assert!(raw.run(1).is_err(), "the raw loop serves it as work done");
     }
@@ -466,34 +645,5 @@ mod tests {
             crossover(&ks, &[true, true, true, false]),
             "epoll is not the cheaper at the largest K measured"
         );
-    }
-
-    #[test]
-    fn the_summary_has_a_row_per_k_and_a_column_per_variant() {
-        let group = |poll: f64, epoll: f64| Group {
-            title: String::new(),
-            reference: REFERENCE.to_owned(),
-            rows: VARIANTS
-                .iter()
-                .zip([poll, poll, epoll, epoll])
-                .map(|(name, median_ns)| Measurement {
-                    name: (*name).to_owned(),
-                    median_ns,
-                    p99_ns: median_ns,
-                    allocs_per_iter: None,
-                    expects_no_allocs: true,
-                    batch: 1,
-                    rounds: 1,
-                })
-                .collect(),
-            notes: Vec::new(),
-        };
-        let s = summary(&[1, 1000], &[group(100.0, 200.0), group(900.0, 300.0)]);
-        assert_eq!(s.headers.len(), 7);
-        assert_eq!(
-            s.rows[1],
-            ["1000", "900.0", "900.0", "300.0", "300.0", "0.33x", "0.33x"]
-        );
-        assert!(s.notes[0].contains("from K = 1000"), "{:?}", s.notes);
     }
 }

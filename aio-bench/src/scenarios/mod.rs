@@ -1,60 +1,88 @@
 //! The scenarios: what each one compares, by name, and how to run it.
 //!
-//! Every scenario runs the event loop against a named reference measured in
-//! the same run, on monitors it names itself, whatever `AIO_BACKEND` says:
-//! `loop-iteration` on the poll and the epoll monitor, `bottom-half` on the
-//! poll monitor ([`Backend::Poll`](aio::Backend::Poll)).
+//! Every scenario runs the event loop on each monitor it names
+//! ([`Monitor`](crate::env::Monitor)), whatever `AIO_BACKEND` says, next to
+//! references measured in the same run, and reports its targets.
 
 use std::io;
 
 use clap::ValueEnum;
 
-use crate::measure::Plan;
-use crate::report::Report;
+use crate::env::Env;
+use crate::report::ScenarioReport;
 
+pub mod allocations;
 pub mod bottom_half;
+pub mod churn;
 pub mod loop_iteration;
+pub mod ping_pong;
+pub mod remote_notify;
+pub mod timers;
 
 /// A benchmark scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Scenario {
-    /// One loop iteration that serves one active eventfd among K idle ones,
-    /// on the poll and epoll monitors, against raw `ppoll` and `epoll` loops.
+    /// Two threads bounce a message between their loops: eventfds with
+    /// polling off (a), a shared counter with polling on, always notified
+    /// (b) or only when the receiver will block (c), a socket pair (d).
+    PingPong,
+    /// One non-blocking loop iteration serving one active eventfd among K
+    /// idle ones.
     LoopIteration,
-    /// Bottom halves: one-shot, reused, and scheduled from another thread.
+    /// Adding and removing a handler.
+    Churn,
+    /// Bottom halves: one-shot, reused, self-rescheduling, and from another
+    /// thread.
     BottomHalf,
+    /// N threads notify a loop that blocks when idle: wake-ups per second,
+    /// doorbell writes per wake-up.
+    RemoteNotify,
+    /// Lateness of 100 us and 1 ms timers.
+    Timers,
+    /// Heap allocations per iteration of the steady-state paths.
+    Allocations,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 2] = [Scenario::LoopIteration, Scenario::BottomHalf];
+    pub const ALL: [Scenario; 7] = [
+        Scenario::PingPong,
+        Scenario::LoopIteration,
+        Scenario::Churn,
+        Scenario::BottomHalf,
+        Scenario::RemoteNotify,
+        Scenario::Timers,
+        Scenario::Allocations,
+    ];
 
     /// The name used on the command line and in the report.
     pub fn name(self) -> &'static str {
         match self {
+            Scenario::PingPong => "ping-pong",
             Scenario::LoopIteration => "loop-iteration",
+            Scenario::Churn => "churn",
             Scenario::BottomHalf => "bottom-half",
+            Scenario::RemoteNotify => "remote-notify",
+            Scenario::Timers => "timers",
+            Scenario::Allocations => "allocations",
         }
     }
 
-    /// Runs the scenario under `plan`; returns its comparisons and
-    /// summaries.
+    /// Runs the scenario.
     ///
     /// # Errors
     ///
-    /// Setting up a context or an fd failed, or an iteration did not do its
-    /// work.
-    pub fn run(self, plan: &Plan) -> io::Result<Report> {
+    /// Setting up a context, an fd or a thread failed, or an iteration did
+    /// not do its work.
+    pub fn run(self, env: &Env<'_>) -> io::Result<ScenarioReport> {
         match self {
-            Scenario::LoopIteration => {
-                let counts = if *plan == Plan::QUICK {
-                    loop_iteration::QUICK_IDLE_COUNTS
-                } else {
-                    loop_iteration::IDLE_COUNTS
-                };
-                loop_iteration::run(plan, counts)
-            }
-            Scenario::BottomHalf => bottom_half::run(plan).map(|group| vec![group].into()),
+            Scenario::PingPong => ping_pong::run(env),
+            Scenario::LoopIteration => loop_iteration::run(env),
+            Scenario::Churn => churn::run(env),
+            Scenario::BottomHalf => bottom_half::run(env),
+            Scenario::RemoteNotify => remote_notify::run(env),
+            Scenario::Timers => timers::run(env),
+            Scenario::Allocations => allocations::run(env),
         }
     }
 }

@@ -161,6 +161,7 @@ impl ContextBuilder {
                 last_wait: Cell::new(0),
                 last_wait_iteration: Cell::new(0),
                 peek_cost_ns: Cell::new(0),
+                peek_refusals: Cell::new(0),
                 bhs: BottomHalves::default(),
                 timers: RefCell::default(),
                 clock: self.clock,

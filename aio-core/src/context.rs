@@ -74,8 +74,10 @@ pub(crate) struct Inner {
     /// ready.
     pub(crate) last_wait: Cell<u64>,
     pub(crate) last_wait_iteration: Cell<u64>,
-    /// What a zero-timeout wait costs, on average (0: not measured yet).
+    /// What a zero-timeout wait costs, about (0: not measured yet).
     pub(crate) peek_cost_ns: Cell<u64>,
+    /// Windows refused because peeks cost too much, since the last probe.
+    pub(crate) peek_refusals: Cell<u32>,
     pub(crate) bhs: BottomHalves,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) clock: Clock,

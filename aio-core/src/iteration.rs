@@ -136,14 +136,13 @@ impl AioContext {
     /// per iteration, as QEMU does, with a bound on how long an fd event
     /// that a `poll` callback does not report can wait.
     fn needs_zero_timeout_wait(&self, now: u64, iteration: u64) -> bool {
-        if self.inner.last_wait_iteration.get() == iteration {
-            return false; // a peek in the poll window just asked
-        }
         let pending = self.inner.monitor.borrow_mut().pending();
         match pending {
             Pending::No => false,
             Pending::Yes => true,
-            Pending::Unknown => {
+            // A peek in this iteration's poll window just asked.
+            _ if self.inner.last_wait_iteration.get() == iteration => false,
+            Pending::Unknown | Pending::Submit => {
                 now.saturating_sub(self.inner.last_wait.get()) >= FD_CHECK_INTERVAL_NS
                     || !self.polling_covers_every_fd()
             }

@@ -155,6 +155,12 @@ pub enum Pending {
     No,
     /// Readiness is waiting to be collected by [`FdMonitor::wait`].
     Yes,
+    /// No readiness is known, but the monitor has requests for the kernel
+    /// (io_uring's queued poll requests) without which it cannot see some
+    /// fds: a zero-timeout [`FdMonitor::wait`] hands them over. The core
+    /// does so during the busy-poll window and goes on polling; otherwise it
+    /// treats this like [`Pending::Unknown`].
+    Submit,
 }
 
 /// A kernel interface that tells the event loop which fds are ready.

@@ -23,6 +23,9 @@ pub(crate) const PEEK_INTERVAL_NS: u64 = 1_000;
 /// A peek may cost at most this fraction of the longest window.
 const PEEK_COST_SHARE: u64 = 8;
 
+/// While peeks cost too much, one window in this many runs anyway.
+const PEEK_PROBE_EVERY: u32 = 64;
+
 impl AioContext {
     /// Whether the window must peek at the monitor with a system call: some
     /// watched handler has no `poll` callback, and the monitor cannot show
@@ -39,24 +42,49 @@ impl AioContext {
         cost.saturating_mul(PEEK_COST_SHARE) <= self.inner.params.get().max_ns
     }
 
+    /// While peeks are judged too expensive, every [`PEEK_PROBE_EVERY`]th
+    /// window that was refused for it runs anyway, to measure again: the
+    /// machine may have been busy, or fds may have gone.
+    pub(crate) fn peek_probe_due(&self) -> bool {
+        let refused = self.inner.peek_refusals.get() + 1;
+        self.inner.peek_refusals.set(refused % PEEK_PROBE_EVERY);
+        refused == PEEK_PROBE_EVERY
+    }
+
     /// Asks the monitor what is ready without blocking, as part of
-    /// iteration `iteration`. Returns whether it found anything.
+    /// iteration `iteration`, and measures what that cost. Returns whether
+    /// it found anything.
     pub(crate) fn peek(&self, ready: &mut Vec<ReadyEvent>, iteration: u64) -> io::Result<bool> {
-        let inner = &*self.inner;
+        let start = self.inner.clock.now_ns();
+        let found = self.submit(ready, iteration)?;
+        let cost = self.inner.clock.now_ns().saturating_sub(start);
+        self.record_peek_cost(cost);
+        Ok(found)
+    }
+
+    /// A zero-timeout wait: hands the monitor's queued requests to the
+    /// kernel and collects what is ready. Returns whether it found anything.
+    pub(crate) fn submit(&self, ready: &mut Vec<ReadyEvent>, iteration: u64) -> io::Result<bool> {
         let before = ready.len();
-        let start = inner.clock.now_ns();
-        self.note_wait(start, iteration);
-        inner
+        self.note_wait(self.inner.clock.now_ns(), iteration);
+        self.inner
             .monitor
             .borrow_mut()
             .wait(ready, Some(Duration::ZERO))?;
-        let cost = inner.clock.now_ns().saturating_sub(start);
-        let average = match inner.peek_cost_ns.get() {
-            0 => cost,
-            old => (old * 3 + cost) / 4,
-        };
-        inner.peek_cost_ns.set(average);
         Ok(ready.len() > before)
+    }
+
+    /// Keeps the estimate of a peek's cost near the cheapest recent ones: it
+    /// follows a cheaper peek at once and a dearer one by a sixteenth, so a
+    /// peek that was preempted does not turn busy polling off.
+    fn record_peek_cost(&self, cost: u64) {
+        let old = self.inner.peek_cost_ns.get();
+        let estimate = if old == 0 || cost <= old {
+            cost
+        } else {
+            old + (cost - old) / 16
+        };
+        self.inner.peek_cost_ns.set(estimate.max(1));
     }
 
     /// Records a monitor wait: when, and in which iteration.

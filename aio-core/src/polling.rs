@@ -132,10 +132,11 @@ impl AioContext {
         let hit = loop {
             let (found, user_work) = self.poll_handlers_once(ready, start);
             progress |= user_work;
-            if found
-                || inner.shared.notify.is_notified()
-                || inner.monitor.borrow_mut().pending() == Pending::Yes
-            {
+            let pending = inner.monitor.borrow_mut().pending();
+            if found || inner.shared.notify.is_notified() || pending == Pending::Yes {
+                break true;
+            }
+            if pending == Pending::Submit && self.submit(ready, iteration)? {
                 break true;
             }
             let now = inner.clock.now_ns();
@@ -267,7 +268,7 @@ impl AioContext {
     /// the monitor shows readiness without a system call, or when peeking
     /// at it with one is cheap.
     fn polling_possible(&self) -> bool {
-        !self.window_needs_peek() || self.peek_is_cheap()
+        !self.window_needs_peek() || self.peek_is_cheap() || self.peek_probe_due()
     }
 
     fn enter_poll_mode(&self) {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::str::FromStr;
 
-use aio_core::FdMonitor;
+use aio_core::{AioContext, FdMonitor};
 
 /// A kernel interface for a context to run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +67,33 @@ impl Backend {
             )),
         }
     }
+}
+
+/// Makes sure another event loop can watch `ctx` (it has a
+/// [loop fd](AioContext::loop_fd)): a context on io_uring with deferred task
+/// running, whose ring cannot wake another loop, moves to io_uring with the
+/// cooperative mode, or else to epoll.
+///
+/// # Errors
+///
+/// If no monitor that can be watched could be set up and take the
+/// registrations; called from a callback (`ResourceBusy`).
+pub fn make_watchable(ctx: &AioContext) -> io::Result<()> {
+    match ctx.loop_fd() {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+        other => return other.map(drop),
+    }
+    #[cfg(feature = "io-uring")]
+    {
+        use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
+        let options = UringOptions::default().task_run(TaskRun::CooperativeFlag);
+        if let Ok(monitor) = UringMonitor::with_options(options)
+            && ctx.set_monitor(Box::new(monitor)).is_ok()
+        {
+            return Ok(());
+        }
+    }
+    ctx.set_monitor(Backend::Epoll.open()?)
 }
 
 /// Says why a backend's setup failed, by cause: no kernel support

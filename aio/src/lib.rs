@@ -46,7 +46,7 @@ mod select;
 pub mod tokio;
 
 pub use aio_core::*;
-pub use backend::{Backend, EPOLL_UPGRADE_AT, describe_refusal};
+pub use backend::{Backend, EPOLL_UPGRADE_AT, describe_refusal, make_watchable};
 pub use builder::{BACKEND_ENV, Builder};
 
 /// Constructors of [`AioContext`] that pick a backend: import them with

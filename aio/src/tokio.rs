@@ -22,7 +22,8 @@ use crate::AioContext;
 /// Runs `ctx` inside the current tokio runtime until it fails; it never
 /// returns `Ok`. The context is not `Send`, so run this on a current-thread
 /// runtime (`Runtime::block_on`, or `spawn_local` in a `LocalSet`), beside
-/// your own tasks.
+/// your own tasks. A context whose monitor cannot be watched is first moved
+/// to one that can ([`make_watchable`](crate::make_watchable)).
 ///
 /// ```
 /// use std::{cell::Cell, rc::Rc, time::Duration};
@@ -50,6 +51,7 @@ use crate::AioContext;
 /// The context's or the runtime's error (a monitor that cannot be watched,
 /// a failed wait).
 pub async fn drive(ctx: &AioContext) -> io::Result<Infallible> {
+    crate::make_watchable(ctx)?;
     let mut moves = ctx.monitor_moves();
     let mut watched = watch(ctx)?;
     loop {

@@ -106,3 +106,11 @@ fn poll_monitor_in_tokio() {
 fn epoll_monitor_in_tokio() {
     serves_beside_a_tokio_task(Backend::Epoll);
 }
+
+#[test]
+fn io_uring_monitor_in_tokio() {
+    // Where io_uring is refused, the facade's error says why; nothing to test.
+    if Backend::IoUring.open().is_ok() {
+        serves_beside_a_tokio_task(Backend::IoUring);
+    }
+}

@@ -46,7 +46,7 @@ mod registrations;
 mod ring;
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use aio_core::{FdMonitor, Pending, ReadyEvent, Registration};
@@ -79,9 +79,6 @@ pub use ring::{TaskRun, UringOptions};
 pub struct UringMonitor {
     ring: Ring,
     registrations: Registrations,
-    /// Answering [`Pending::Unknown`] until a wait collects readiness or
-    /// blocks; see [`pending`](UringMonitor::pending).
-    peeking: bool,
 }
 
 impl UringMonitor {
@@ -122,7 +119,6 @@ impl UringMonitor {
         Ok(UringMonitor {
             ring: Ring::open(&options)?,
             registrations: Registrations::default(),
-            peeking: false,
         })
     }
 
@@ -239,41 +235,36 @@ impl FdMonitor for UringMonitor {
     }
 
     fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        let before = events.len();
-        let result = self.wait_inner(events, timeout);
-        if events.len() > before || timeout != Some(Duration::ZERO) {
-            self.peeking = false;
-        }
-        result
+        self.wait_inner(events, timeout)
     }
 
-    /// What the rings show (see [`TaskRun`]), except while requests that
-    /// the kernel has not seen are queued (the re-arms of the last
-    /// completions, adds, removes). The readiness of an fd whose poll has
-    /// not reached the kernel is not known, so the answer is then
-    /// [`Pending::Unknown`]: the core hands the requests over with a
-    /// zero-timeout wait at once in an iteration that does not block or
-    /// whose busy-poll window peeks at the monitor, and within 50 us in a
-    /// loop whose `poll` callbacks cover every fd. (A `Yes` would end the
-    /// busy-poll window at once, counted as a hit, with nothing to
-    /// dispatch.)
-    ///
-    /// The answer stays `Unknown` until a wait collects readiness or
-    /// blocks: once the core peeks with zero-timeout waits in a window, the
-    /// peeks (which cost no system call once the requests are in, in the
-    /// modes that show readiness) collect what completes, whereas a `Yes`
-    /// after a peek would end the window without a wait that collects it.
+    /// What the rings show (see [`TaskRun`]): `Yes` if completions wait,
+    /// `Submit` while requests that the kernel has not seen are queued (the
+    /// re-arms of the last completions, adds, removes: the readiness of an
+    /// fd whose poll has not reached the kernel is not known, and the core
+    /// hands them over with a zero-timeout wait), else `No`; `Unknown` in
+    /// the modes whose ring cannot show readiness.
     fn pending(&mut self) -> Pending {
-        if self.peeking {
-            return Pending::Unknown;
+        self.ring.pending(self.registrations.has_queued())
+    }
+
+    /// The ring's fd, readable when completions wait (the core submits the
+    /// queued requests with a zero-timeout wait before an outer loop
+    /// sleeps).
+    ///
+    /// The deferred modes have none: their completions wait as task work
+    /// that does not wake pollers of the ring fd, and an eventfd registered
+    /// with the ring was measured to be signalled only for the first of
+    /// them. They answer `Unsupported`.
+    fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
+        if self.ring.task_run().deferred() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring with deferred task running (DEFER_TASKRUN) cannot wake another event loop; \
+                 use TaskRun::CooperativeFlag",
+            ));
         }
-        match self.ring.pending() {
-            Pending::No if self.registrations.has_queued() => {
-                self.peeking = true;
-                Pending::Unknown
-            }
-            pending => pending,
-        }
+        Ok(self.ring.fd())
     }
 }
 

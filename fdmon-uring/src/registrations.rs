@@ -262,7 +262,11 @@ mod tests {
         r.flush(&mut ring).unwrap();
         assert!(!r.has_queued());
         assert!(!ring.has_completions());
-        assert_eq!(ring.pending(), aio_core::Pending::No, "nothing submitted");
+        assert_eq!(
+            ring.pending(false),
+            aio_core::Pending::No,
+            "nothing submitted"
+        );
     }
 
     #[test]

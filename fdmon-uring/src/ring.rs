@@ -112,6 +112,12 @@ impl TaskRun {
     const fn single_issuer(self) -> bool {
         matches!(self, TaskRun::Deferred | TaskRun::DeferredFlag)
     }
+
+    /// Whether completions wait as task work for the issuer, which does not
+    /// wake pollers of the ring fd.
+    pub(crate) const fn deferred(self) -> bool {
+        self.single_issuer()
+    }
 }
 
 /// How to set up a [`UringMonitor`](crate::UringMonitor).
@@ -299,6 +305,12 @@ impl Ring {
         !self.uring.completion().is_empty()
     }
 
+    /// The ring's fd: readable when completions wait (not when deferred
+    /// task work does).
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.uring)
+    }
+
     /// Whether the kernel holds completions that did not fit in the
     /// completion queue: an enter with `GETEVENTS` moves them in.
     pub(crate) fn overflowed(&mut self) -> bool {
@@ -318,11 +330,11 @@ impl Ring {
 
     /// What the ring shows without a system call: in the modes that show
     /// readiness, `Yes` if completions (or overflowed completions, or task
-    /// work that posts them) or unsubmitted requests wait, else `No`; in
-    /// the others `Unknown`, always (a completion can appear there only
-    /// when the thread enters the kernel, so the ring alone never settles
-    /// the question).
-    pub(crate) fn pending(&mut self) -> Pending {
+    /// work that posts them) wait, `Submit` if only requests the kernel has
+    /// not seen do, else `No`; in the others `Unknown`, always (a completion
+    /// can appear there only when the thread enters the kernel, so the ring
+    /// alone never settles the question).
+    pub(crate) fn pending(&mut self, queued: bool) -> Pending {
         if !self.task_run.shows_readiness() {
             return Pending::Unknown;
         }
@@ -330,8 +342,10 @@ impl Ring {
             return Pending::Yes;
         }
         let sq = self.uring.submission();
-        if !sq.is_empty() || sq.cq_overflow() || (self.task_run.flagged() && sq.taskrun()) {
+        if sq.cq_overflow() || (self.task_run.flagged() && sq.taskrun()) {
             Pending::Yes
+        } else if queued || !sq.is_empty() {
+            Pending::Submit
         } else {
             Pending::No
         }
@@ -388,7 +402,7 @@ mod tests {
             } else {
                 Pending::Unknown
             };
-            assert_eq!(ring.pending(), expected, "{task_run:?}");
+            assert_eq!(ring.pending(false), expected, "{task_run:?}");
         }
     }
 

@@ -136,46 +136,6 @@ fn readiness_seen_in_the_poll_window(h: &Harness) {
 }
 
 #[test]
-fn idle_polled_handlers_are_evicted_after_7s() {
-    for h in [Harness::sim(), Harness::sim_observable()] {
-        let f = polling(&h);
-        let (ev, begins, ends) = device(&f);
-        let reader = plain_reader(&f);
-        reader.set();
-        f.ctx.poll(true).unwrap();
-        assert_eq!(f.ctx.stats().polled_handlers, 2, "{h:?}");
-        let timer = f.ctx.timer(|_| {});
-        for _ in 0..3 {
-            f.clock().advance(Duration::from_secs(4));
-            timer.arm_in(Duration::from_micros(100));
-            f.ctx.poll(true).unwrap();
-        }
-        assert_eq!(
-            f.ctx.poll_time(&*ev),
-            None,
-            "{h:?}: the device's poll found nothing for 7 s"
-        );
-        assert_eq!(
-            f.ctx.poll_time(&*reader),
-            None,
-            "{h:?}: the reader was not dispatched for 7 s"
-        );
-        assert_eq!(f.ctx.stats().polled_handlers, 0, "{h:?}");
-        assert_eq!(
-            begins.get(),
-            ends.get(),
-            "{h:?}: poll_begin and poll_end pair up"
-        );
-        ev.set();
-        f.ctx.poll(true).unwrap();
-        assert!(
-            f.ctx.poll_time(&*ev).is_some(),
-            "{h:?}: back on the list once it fired"
-        );
-    }
-}
-
-#[test]
 fn a_plain_handler_that_keeps_firing_stays_polled() {
     let f = polling(&Harness::sim());
     let reader = plain_reader(&f);

@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             polling::polling_off_never_polls,
             polling::covered_loop_asks_poll_callbacks_and_kernel_every_50us,
             polling::plain_handler_served_in_the_poll_window,
+            polling::idle_polled_handlers_leave_after_7s,
             remote::notify_wakes_blocking_poll_without_progress,
             remote::notify_before_poll_is_not_lost,
             remote::notify_burst_costs_one_doorbell_write,

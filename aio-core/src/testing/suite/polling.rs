@@ -361,3 +361,56 @@ pub fn plain_handler_served_in_the_poll_window(h: &Harness) {
         f.ctx.set_fd_handler(&*ev, None).unwrap();
     }
 }
+
+/// A polled handler whose `poll` finds no work for 7 s, and one without a
+/// `poll` callback that is not dispatched for 7 s, leave the polled list
+/// (manual clock); `poll_begin` and `poll_end` still pair up, and a handler
+/// rejoins once it fires again.
+pub fn idle_polled_handlers_leave_after_7s(h: &Harness) {
+    let f = polling_fixture(h);
+    let device = Device::register(&f);
+    f.set_wait_time(Duration::from_micros(1));
+    device.kick(&f);
+    let reader = Rc::new(f.event());
+    let e = Rc::clone(&reader);
+    f.ctx
+        .set_fd_handler(
+            &*reader,
+            Some(FdHandler::new().on_read(move |_| {
+                e.clear();
+            })),
+        )
+        .unwrap();
+    reader.set();
+    f.ctx.poll(true).unwrap();
+    assert_eq!(f.ctx.stats().polled_handlers, 2);
+    let timer = f.ctx.timer(|_| {});
+    for _ in 0..3 {
+        f.clock().advance(Duration::from_secs(4));
+        timer.arm_in(Duration::from_micros(100));
+        f.ctx.poll(true).unwrap();
+    }
+    assert_eq!(
+        f.ctx.poll_time(&*device.ev),
+        None,
+        "the device's poll found nothing for 7 s"
+    );
+    assert_eq!(
+        f.ctx.poll_time(&*reader),
+        None,
+        "the reader was not dispatched for 7 s"
+    );
+    assert_eq!(f.ctx.stats().polled_handlers, 0);
+    assert_eq!(
+        device.begins.get(),
+        device.ends.get(),
+        "poll_begin and poll_end pair up"
+    );
+    device.kick(&f);
+    assert!(
+        f.ctx.poll_time(&*device.ev).is_some(),
+        "back on the list once it fired"
+    );
+    f.ctx.set_fd_handler(&*device.ev, None).unwrap();
+    f.ctx.set_fd_handler(&*reader, None).unwrap();
+}

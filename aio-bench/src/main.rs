@@ -199,8 +199,9 @@ fn machine(cpus: &Cpus) -> Machine {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown".to_owned());
+    // The release's major and minor numbers: the rest names a build.
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|k| k.trim().to_owned())
+        .map(|k| k.trim().split('.').take(2).collect::<Vec<_>>().join("."))
         .unwrap_or_else(|_| "unknown".to_owned());
     Machine {
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),

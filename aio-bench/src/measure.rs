@@ -58,7 +58,7 @@ impl Plan {
     pub const FULL: Plan = Plan {
         name: "full",
         warmup: Duration::from_millis(120),
-        rounds: 150,
+        rounds: 200,
         batch_time: Duration::from_millis(2),
         min_batch: 8,
         max_batch: 10_000_000,

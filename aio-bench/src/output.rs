@@ -93,13 +93,11 @@ pub fn out_dir(dir: Option<&Path>) -> PathBuf {
     if let Some(dir) = dir {
         return dir.to_owned();
     }
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = crate_dir.parent().unwrap_or(crate_dir);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        });
+        .unwrap_or_else(|| workspace.join("target"));
     target.join("aio-bench")
 }
 

@@ -84,6 +84,8 @@ fn by_k(scenario: &ScenarioReport, path: &Path) -> PlotResult {
         .configure_mesh()
         .x_desc("idle fds K")
         .y_desc("median ns per iteration")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
     for (i, name) in variants.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
@@ -159,6 +161,8 @@ fn panel_bars(area: &DrawingArea<SVGBackend<'_>, Shift>, group: &Group) -> PlotR
             }
             SegmentValue::Last => String::new(),
         })
+        .x_labels(6)
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .x_desc("ns (log)")
         .draw()?;
     for (i, row) in group.rows.iter().enumerate() {

@@ -22,7 +22,8 @@
 //! of a round trip between the two CPUs.
 //!
 //! Each batch first makes round trips for [`WARM_UP`] untimed, so the other
-//! side is awake and the previous variant's threads have gone to sleep;
+//! side is awake and the previous variant's threads have gone to sleep
+//! (a polling thread spins for up to its window, 256 us at most here);
 //! then it times `n` round trips. The counters are the initiating side's,
 //! per round trip: `home sleeps` (voluntary context switches: how often it
 //! slept), and for aio `blocking waits` and `poll hits` from its
@@ -47,7 +48,7 @@ use crate::report::{Group, ScenarioReport, Target};
 use crate::sys;
 
 /// Untimed round trips at the start of each batch, for at least this long.
-pub const WARM_UP: Duration = Duration::from_micros(150);
+pub const WARM_UP: Duration = Duration::from_micros(300);
 
 /// The spin floor's name.
 pub const SPIN: &str = "spin-floor";

@@ -189,8 +189,12 @@ pub struct Env<'a> {
 }
 
 impl Env<'_> {
-    /// Whether the variant called `name` runs.
+    /// Whether the variant called `name` runs: the filter keeps it, and if
+    /// it is an io_uring variant, the machine allows io_uring.
     pub fn wants(&self, name: &str) -> bool {
+        if name.starts_with(Monitor::IoUring.variant()) && !io_uring_available() {
+            return false;
+        }
         self.filter.keeps(name)
     }
 
@@ -287,6 +291,14 @@ impl Monitor {
             .build()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.variant())))
     }
+}
+
+/// Whether this machine allows io_uring (checked once); where it does not,
+/// the io_uring variants are left out and their targets are reported as
+/// not measured.
+pub fn io_uring_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| Backend::IoUring.open().is_ok())
 }
 
 /// What the automatic choice picks on this machine, and why.

@@ -45,7 +45,14 @@ impl AioContext {
         let iteration = inner.iteration.get() + 1;
         inner.iteration.set(iteration);
 
-        let start = inner.clock.now_ns();
+        // A clock reading costs tens of nanoseconds: a non-blocking
+        // iteration with polling off has no use for one (timers read it
+        // themselves, and only when one is armed).
+        let start = if blocking || inner.params.get().max_ns > 0 {
+            inner.clock.now_ns()
+        } else {
+            0
+        };
         let mut timeout = if blocking {
             self.compute_timeout(start)
         } else {

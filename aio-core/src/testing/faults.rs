@@ -45,7 +45,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -274,5 +274,9 @@ impl FdMonitor for FaultyMonitor {
             return Pending::Yes;
         }
         self.inner.pending()
+    }
+
+    fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
+        self.inner.loop_fd()
     }
 }

@@ -119,10 +119,10 @@ impl EpollMonitor {
                     tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
                     tv_nsec: i64::from(t.subsec_nanos()),
                 };
+                // A null signal mask leaves the mask unchanged, and its size
+                // argument is then ignored.
                 // SAFETY: `ptr` points to `max` writable epoll_event structs
-                // (exclusively borrowed through `self`); `ts` is alive for
-                // the call; a null signal mask leaves the mask unchanged,
-                // and its size argument is then ignored.
+                // (exclusively borrowed through `self`); `ts` outlives the call.
                 let rc = unsafe {
                     libc::syscall(libc::SYS_epoll_pwait2, epfd, ptr, max, &ts, 0usize, 0usize)
                 };

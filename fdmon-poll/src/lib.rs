@@ -94,10 +94,10 @@ impl PollMonitor {
             let ts_ptr = ts
                 .as_ref()
                 .map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
-            // SAFETY: `fds` is a live, exclusively borrowed array of
-            // `fds.len()` pollfd structs that the kernel may write revents
-            // into; `ts_ptr` is null or points to `ts`, which outlives the
-            // call; a null signal mask leaves the mask unchanged.
+            // `fds` is a live, exclusively borrowed array of `fds.len()`
+            // pollfd structs that the kernel may write revents into.
+            // SAFETY: that array; `ts_ptr` is null or points to `ts`, which
+            // outlives the call; a null signal mask leaves the mask as is.
             let n = unsafe {
                 libc::ppoll(
                     self.fds.as_mut_ptr(),

@@ -1,8 +1,8 @@
 //! Two-thread eventfd ping-pong: each thread runs its own context on its
 //! own monitor; a handler on each side drains its eventfd and writes the
 //! other's. Prints the round-trip time (median, 99th percentile, mean) and
-//! the kernel work per round trip, for the poll monitor and for io_uring in
-//! each task-running mode, with busy polling as QEMU's I/O threads have it
+//! the kernel work per round trip, for io_uring in each task-running mode
+//! (`cargo xtask bench --scenario ping-pong` compares the monitors), with busy polling as QEMU's I/O threads have it
 //! (`PollParams::IOTHREAD`, windows of up to 32 us), with windows of up to
 //! 256 us, and off.
 //!
@@ -25,34 +25,27 @@ use std::time::{Duration, Instant};
 use aio_core::{
     AioContext, EventNotifier, FdHandler, FdMonitor, Pending, PollParams, ReadyEvent, Registration,
 };
-use fdmon_poll::PollMonitor;
 use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
 
-/// Which monitor a side runs on.
+/// Which monitor a side runs on: io_uring in one task-running mode.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
-    Poll,
     Uring(TaskRun),
 }
 
 impl Kind {
     fn label(self) -> String {
-        match self {
-            Kind::Poll => "poll".to_owned(),
-            Kind::Uring(mode) => format!("io_uring {}", mode.flags()),
-        }
+        let Kind::Uring(mode) = self;
+        format!("io_uring {}", mode.flags())
     }
 
-    /// A monitor, and a counter of its `io_uring_enter` calls (which stays
-    /// at zero for the poll monitor).
+    /// A monitor, and a counter of its `io_uring_enter` calls.
     fn open(self, enters: &Rc<Cell<u64>>) -> io::Result<Box<dyn FdMonitor>> {
-        Ok(match self {
-            Kind::Poll => Box::new(PollMonitor::new()),
-            Kind::Uring(mode) => Box::new(Counted {
-                inner: UringMonitor::with_options(UringOptions::default().task_run(mode))?,
-                enters: Rc::clone(enters),
-            }),
-        })
+        let Kind::Uring(mode) = self;
+        Ok(Box::new(Counted {
+            inner: UringMonitor::with_options(UringOptions::default().task_run(mode))?,
+            enters: Rc::clone(enters),
+        }))
     }
 }
 
@@ -225,9 +218,7 @@ fn main() -> io::Result<()> {
         .map_or(100_000, |a| a.parse().expect("ROUND_TRIPS"));
     let repeats: usize = args.next().map_or(3, |a| a.parse().expect("REPEATS"));
     let filter = args.next().unwrap_or_default();
-    let kinds: Vec<Kind> = std::iter::once(Kind::Poll)
-        .chain(TaskRun::ALL.into_iter().map(Kind::Uring))
-        .collect();
+    let kinds: Vec<Kind> = TaskRun::ALL.into_iter().map(Kind::Uring).collect();
     // Polling as QEMU's I/O threads have it, with windows of up to 256 us,
     // and off.
     let long = PollParams {

@@ -249,10 +249,10 @@ impl Ring {
         if self.uring.submission().is_full() {
             self.enter(0, None)?;
         }
-        // SAFETY: `push` may only be given entries whose buffers stay valid
-        // until they complete; the monitor pushes only POLL_ADD (an fd and
-        // an event mask) and POLL_REMOVE (a user_data value) requests,
-        // which carry plain values and no pointer.
+        // `push` may only be given entries whose buffers stay valid until
+        // they complete.
+        // SAFETY: the monitor pushes only POLL_ADD (an fd and an event mask)
+        // and POLL_REMOVE (a user_data) requests: plain values, no pointer.
         let pushed = unsafe { self.uring.submission().push(entry) };
         pushed.map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
     }
@@ -277,12 +277,12 @@ impl Ring {
         if args.is_some() {
             flags |= EnterFlags::EXT_ARG;
         }
-        // SAFETY: the kernel reads `args` (when given, with the EXT_ARG
-        // flag that says so), a `SubmitArgs`, which is the kernel's
-        // `io_uring_getevents_arg` with no signal mask and a pointer to
-        // `ts`; both live on this frame until the call returns. Without
-        // EXT_ARG the argument is a null signal mask. The queued requests
-        // point to no memory (see `push`).
+        // The kernel reads `args` (when given, with the EXT_ARG flag that
+        // says so): a `SubmitArgs` is the kernel's `io_uring_getevents_arg`
+        // with no signal mask and a pointer to `ts`. Without EXT_ARG the
+        // argument is a null signal mask.
+        // SAFETY: `args` and `ts` live on this frame until the call returns;
+        // the queued requests point to no memory (see `push`).
         let entered = unsafe {
             self.uring
                 .submitter()

@@ -378,10 +378,9 @@ impl Iterate for RawPpoll {
         let mut served = 0;
         for _ in 0..n {
             sys::write_one(self.active.as_raw_fd())?;
+            // A null signal mask leaves the mask unchanged.
             // SAFETY: `pollfds` is a live, exclusively borrowed array of
-            // `pollfds.len()` pollfd structs that the kernel writes revents
-            // into; `zero` outlives the call; a null signal mask leaves the
-            // mask unchanged.
+            // `pollfds.len()` pollfds; `zero` outlives the call.
             let ready = unsafe {
                 libc::ppoll(
                     self.pollfds.as_mut_ptr(),
@@ -544,9 +543,8 @@ impl Drop for PollingLoop {
         for &fd in &self.watched {
             // SAFETY: `fd` is still open: the idle fds outlive every loop,
             // and `active` is dropped after this.
-            let _ = self
-                .poller
-                .delete(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = self.poller.delete(fd);
         }
     }
 }

@@ -69,6 +69,7 @@ impl AioContext {
         // Announce before the last look: a notification after it sees the
         // announcement and rings the doorbell.
         inner.outer_announced.set(true);
+        crate::stats::Counters::bump(&inner.counters.announced_blocks);
         if !inner.shared.notify.announce() {
             timeout = Some(0);
         }

@@ -4,8 +4,10 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 
 use crate::AioContext;
+use crate::handler::Node;
 
 impl AioContext {
     /// Holds back external handlers: they are not dispatched, and their fds
@@ -48,26 +50,67 @@ impl AioContext {
     }
 
     fn set_external_disabled(&self, count: u32) -> io::Result<()> {
-        let inner = &self.inner;
-        let before = inner.registry.borrow().external_disabled();
-        let changed = inner.registry.borrow_mut().set_external_disabled(count);
-        let disabling = count > before;
-        let mut first_error = None;
-        for node in changed {
-            if let Some(registration) = node.registration() {
-                let (old, new) = if disabling {
-                    (Some(registration), None)
-                } else {
-                    (None, Some(registration))
-                };
-                if let Err(e) = inner.monitor.borrow_mut().update(node.fd, old, new) {
-                    first_error.get_or_insert_with(|| {
-                        io::Error::new(e.kind(), format!("fd {}: {e}", node.fd))
-                    });
-                    if !disabling {
-                        self.drop_unwatched(node.fd);
+        let before = self.inner.registry.borrow().external_disabled();
+        let changed = self
+            .inner
+            .registry
+            .borrow_mut()
+            .set_external_disabled(count);
+        if count > before {
+            self.unwatch_all(&changed, before)
+        } else {
+            self.rewatch_all(&changed)
+        }
+    }
+
+    /// Takes the external fds out of the monitor, all or none: if the
+    /// monitor refuses one, the ones already taken out go back, the count
+    /// returns to `before`, and the error names the fd.
+    fn unwatch_all(&self, nodes: &[Rc<Node>], before: u32) -> io::Result<()> {
+        let mut monitor = self.inner.monitor.borrow_mut();
+        for (done, node) in nodes.iter().enumerate() {
+            let Some(registration) = node.registration() else {
+                continue;
+            };
+            if let Err(e) = monitor.update(node.fd, Some(registration), None) {
+                for node in &nodes[..done] {
+                    if let Some(registration) = node.registration() {
+                        // Putting back what was just taken out: if even
+                        // that fails, the monitor is broken and its next
+                        // wait says so.
+                        let _ = monitor.update(node.fd, None, Some(registration));
                     }
                 }
+                drop(monitor);
+                self.inner
+                    .registry
+                    .borrow_mut()
+                    .set_external_disabled(before);
+                return Err(io::Error::new(e.kind(), format!("fd {}: {e}", node.fd)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the external fds back in the monitor. One it refuses loses its
+    /// handler (so that the registry never holds what the monitor does
+    /// not), and the first error names its fd.
+    fn rewatch_all(&self, nodes: &[Rc<Node>]) -> io::Result<()> {
+        let mut first_error = None;
+        for node in nodes {
+            let Some(registration) = node.registration() else {
+                continue;
+            };
+            let updated = self
+                .inner
+                .monitor
+                .borrow_mut()
+                .update(node.fd, None, Some(registration));
+            if let Err(e) = updated {
+                first_error.get_or_insert_with(|| {
+                    io::Error::new(e.kind(), format!("fd {}: {e}", node.fd))
+                });
+                self.drop_unwatched(node.fd);
             }
         }
         first_error.map_or(Ok(()), Err)

@@ -32,8 +32,10 @@ impl AioContext {
     ///
     /// # Errors
     ///
-    /// The monitor's error, if its wait failed (`EINTR` is retried, not
-    /// returned); nothing has been dispatched then.
+    /// The monitor's error, if its wait failed; nothing has been dispatched
+    /// then. Monitors retry `EINTR` themselves. A monitor that fails for good
+    /// is replaced by the context's planned fallback, if it has one
+    /// ([`ContextBuilder::fallback`](crate::ContextBuilder::fallback)).
     pub fn poll(&self, blocking: bool) -> io::Result<bool> {
         let inner = &*self.inner;
         let _level = Level::enter(self);
@@ -111,6 +113,9 @@ impl AioContext {
     ) -> io::Result<()> {
         let inner = &*self.inner;
         let announced = (timeout != Some(0)).then(|| Announced::new(inner));
+        if announced.is_some() {
+            Counters::bump(&inner.counters.announced_blocks);
+        }
         if announced.as_ref().is_some_and(|a| a.already_notified) {
             timeout = Some(0);
         }
@@ -129,9 +134,11 @@ impl AioContext {
         drop(announced);
         inner.shared.notify.accept();
         match result {
-            // The registrations are on the fallback now; level-triggered, it
-            // reports what was ready at the next iteration.
-            Err(e) if self.fall_back(&e) => Ok(()),
+            // A monitor that failed for good hands its registrations to the
+            // fallback, which, level-triggered, reports what was ready at
+            // the next iteration. A passing error (a signal, a kernel short
+            // of resources for a moment) is the caller's to see.
+            Err(e) if !is_transient(&e) && self.fall_back(&e) => Ok(()),
             other => other,
         }
     }
@@ -155,6 +162,14 @@ impl AioContext {
             }
         }
     }
+}
+
+/// Whether a monitor's error says to try again rather than that it failed.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+    )
 }
 
 /// One level of `poll` (or `dispatch`) on the stack; the outermost frees

@@ -16,6 +16,10 @@ pub struct Stats {
     pub waits: u64,
     /// Waits with a non-zero timeout (the loop may have slept).
     pub blocking_waits: u64,
+    /// Times the loop announced to notifiers that it may block; each allows
+    /// at most one doorbell write. (A notification already pending then
+    /// makes the wait non-blocking, so this can exceed `blocking_waits`.)
+    pub announced_blocks: u64,
     /// Busy-poll windows that found work (a `poll` callback said yes, the
     /// monitor had events, or a notification arrived).
     pub poll_hits: u64,
@@ -36,6 +40,7 @@ pub(crate) struct Counters {
     pub(crate) iterations: Cell<u64>,
     pub(crate) waits: Cell<u64>,
     pub(crate) blocking_waits: Cell<u64>,
+    pub(crate) announced_blocks: Cell<u64>,
     pub(crate) poll_hits: Cell<u64>,
     pub(crate) poll_misses: Cell<u64>,
     pub(crate) monitor_moves: Cell<u64>,
@@ -56,6 +61,7 @@ impl Counters {
             iterations: self.iterations.get(),
             waits: self.waits.get(),
             blocking_waits: self.blocking_waits.get(),
+            announced_blocks: self.announced_blocks.get(),
             poll_hits: self.poll_hits.get(),
             poll_misses: self.poll_misses.get(),
             doorbell_rings: shared.doorbell_rings.load(Ordering::Relaxed),

@@ -13,9 +13,14 @@ use aio_core::{
 };
 
 /// A context on the sim that moves to a second sim monitor at 4 handlers.
+/// On a manual clock, so that poll times do not depend on how fast the
+/// machine runs the test.
 fn context(world: &Arc<SimWorld>, opened: &Rc<Cell<usize>>) -> AioContext {
     let (w, o) = (Arc::clone(world), Rc::clone(opened));
+    let clock = aio_core::ManualClock::new();
+    clock.auto_advance(std::time::Duration::from_nanos(100));
     ContextBuilder::new(Box::new(world.monitor()))
+        .clock(clock)
         .upgrade(Upgrade::new(4, "sim-upgraded", move || {
             o.set(o.get() + 1);
             Ok(Box::new(w.monitor()))

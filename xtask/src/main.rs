@@ -52,12 +52,6 @@ const ASAN_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// enough to fail or hang them without any memory error. The normal test
 /// step runs them.
 const ASAN_SKIP: &[&str] = &[
-    // fdmon-poll, fdmon-uring: a first iteration slower than max_ns
-    // resets the poll time to 0, and the next blocking poll then waits
-    // for work that only a poll callback can see.
-    "busy_polling_does_not_allocate",
-    // aio-core (upgrade.rs): the same, on the sim.
-    "upgrade_while_polling_keeps_poll_mode_paired",
     // fdmon-uring: a completion expected within a 32 us window.
     "a_plain_fd_made_ready_in_the_window_is_served_without_blocking",
 ];

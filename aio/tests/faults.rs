@@ -348,7 +348,80 @@ fn faults_everywhere_lose_and_leak_nothing(kind: Kind) {
     still_works(&rig);
 }
 
+/// Regression: `disable_external` that the monitor refused for one fd left
+/// the count raised while the monitor kept watching; the next
+/// `enable_external` then failed and dropped the handler, and the monitor
+/// leaked its registration. Disabling is all or nothing now.
+fn refused_disable_external_changes_nothing(kind: Kind) {
+    let rig = Rig::new(kind);
+    let evs: Vec<Rc<Ev>> = (0..3).map(|_| Rc::new(rig.event())).collect();
+    let (runs, drops) = (Count::new(), Count::new());
+    for ev in &evs {
+        let handler = reader(ev, &runs, &drops).external(true);
+        rig.ctx.set_fd_handler(&**ev, Some(handler)).unwrap();
+    }
+    rig.faults.on_update(1, Fault::Error(libc::ENOMEM));
+    let err = rig.ctx.disable_external().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory, "{err}");
+    assert!(!rig.ctx.is_external_disabled(), "the count did not move");
+    assert_eq!(
+        rig.faults.held(),
+        rig.expected_held(),
+        "every fd is watched again"
+    );
+    assert!(rig.ctx.enable_external().is_err(), "nothing to enable");
+    for ev in &evs {
+        ev.set();
+    }
+    rig.ctx.poll(false).unwrap();
+    assert_eq!(runs.get(), 3, "the external handlers still run");
+    rig.ctx.disable_external().unwrap();
+    rig.ctx.enable_external().unwrap();
+    assert_eq!(rig.faults.held(), rig.expected_held());
+    assert_eq!(drops.get(), 0);
+    still_works(&rig);
+}
+
+/// Regression: a context with a fallback monitor moved to it on any wait
+/// error, `EINTR` included. A passing error is returned; only a monitor
+/// that failed for good is replaced.
+mod fallback {
+    use super::*;
+
+    fn transient_wait_error_does_not_fall_back(kind: Kind) {
+        for errno in [libc::EINTR, libc::EAGAIN] {
+            let faults = aio_core::testing::Faults::new();
+            let inner = common::open(kind).unwrap();
+            let monitor = aio_core::testing::FaultyMonitor::new(inner, &faults);
+            let ctx = aio_core::ContextBuilder::new(Box::new(monitor))
+                .fallback("spare", || Ok(Box::new(fdmon_poll::PollMonitor::new())))
+                .build()
+                .unwrap();
+            let fd = aio_core::EventNotifier::new().unwrap();
+            ctx.set_fd_handler(&fd, Some(FdHandler::new().on_read(|_| {})))
+                .unwrap();
+            faults.on_wait(0, Fault::Error(errno));
+            let err = ctx.poll(false).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(errno));
+            assert_ne!(
+                ctx.backend().name,
+                "spare",
+                "{errno}: fell back on a passing error"
+            );
+            faults.on_wait(0, Fault::Error(libc::EBADFD));
+            assert!(
+                ctx.poll(false).is_ok(),
+                "a monitor that failed for good is replaced"
+            );
+            assert_eq!(ctx.backend().name, "spare");
+        }
+    }
+
+    on_every_monitor!(transient_wait_error_does_not_fall_back);
+}
+
 on_every_monitor!(sim:
+    refused_disable_external_changes_nothing,
     update_errors_reach_the_caller,
     wait_errors_reach_the_caller,
     spurious_readiness,

@@ -1,14 +1,30 @@
-//! A panic in any kind of callback unwinds out of `poll`, and the context
-//! stays consistent: the next `poll` works, every other registration
-//! intact.
+//! A panic in any kind of callback (read, write, poll, poll_ready,
+//! poll_begin, poll_end, bottom half, timer, remote closure) unwinds out of
+//! `poll` on poll, epoll, io_uring and the sim, and the context stays
+//! consistent:
+//! the next `poll` works, every other registration intact, and the
+//! panicking handler's callbacks are dropped once it is removed.
+
+mod common;
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::Duration;
 
-use aio_core::testing::{Count, Fixture, Harness};
+use aio_core::testing::{Count, DropProbe, Fixture};
 use aio_core::{FdHandler, PollParams};
+use common::Kind;
+
+/// A fixture on `kind`, on a manual clock if asked.
+fn fixture(kind: Kind, manual: bool) -> Fixture {
+    let h = common::harness(kind);
+    if manual {
+        h.fixture_manual()
+    } else {
+        h.fixture()
+    }
+}
 
 /// A bystander handler and bottom half that must keep working.
 struct Bystanders {
@@ -67,9 +83,8 @@ fn expect_panic(f: &Fixture) {
     assert!(outcome.is_err(), "the panic reached the caller of poll");
 }
 
-#[test]
-fn panic_in_read_callback() {
-    let f = Harness::sim().fixture();
+fn panic_in_read_callback(kind: Kind) {
+    let f = fixture(kind, false);
     let by = Bystanders::new(&f);
     let ev = f.event();
     f.ctx
@@ -82,26 +97,25 @@ fn panic_in_read_callback() {
     by.still_work(&f);
 }
 
-#[test]
-fn panic_in_write_callback() {
-    let f = Harness::sim().fixture();
+fn panic_in_write_callback(kind: Kind) {
+    let f = fixture(kind, false);
     let by = Bystanders::new(&f);
     let ev = f.event();
     f.ctx
         .set_fd_handler(&ev, Some(FdHandler::new().on_write(|_| panic!("write"))))
         .unwrap();
-    use std::os::fd::AsRawFd;
-    f.world()
-        .unwrap()
-        .set_ready(ev.as_raw_fd(), aio_core::Readiness::WRITABLE);
+    // An eventfd is writable; the sim is told so.
+    if let Some(world) = f.world() {
+        use std::os::fd::AsRawFd;
+        world.set_ready(ev.as_raw_fd(), aio_core::Readiness::WRITABLE);
+    }
     expect_panic(&f);
     f.ctx.set_fd_handler(&ev, None).unwrap();
     by.still_work(&f);
 }
 
-#[test]
-fn panic_in_bottom_half_keeps_the_rest_of_the_queue() {
-    let f = Harness::sim().fixture();
+fn panic_in_bottom_half_keeps_the_rest_of_the_queue(kind: Kind) {
+    let f = fixture(kind, false);
     let by = Bystanders::new(&f);
     let later = Count::new();
     let l = later.clone();
@@ -117,9 +131,8 @@ fn panic_in_bottom_half_keeps_the_rest_of_the_queue() {
     by.still_work(&f);
 }
 
-#[test]
-fn panic_in_timer() {
-    let f = Harness::sim().fixture_manual();
+fn panic_in_timer(kind: Kind) {
+    let f = fixture(kind, true);
     let by = Bystanders::new(&f);
     let timer = f.ctx.timer(|_| panic!("timer"));
     timer.arm_in(Duration::from_micros(1));
@@ -131,9 +144,8 @@ fn panic_in_timer() {
     by.still_work(&f);
 }
 
-#[test]
-fn panic_in_remote_closure() {
-    let f = Harness::sim().fixture();
+fn panic_in_remote_closure(kind: Kind) {
+    let f = fixture(kind, false);
     let by = Bystanders::new(&f);
     let remote = f.ctx.remote();
     std::thread::spawn(move || remote.schedule(|_| panic!("remote")).unwrap())
@@ -181,8 +193,8 @@ fn polled_device(
     ev
 }
 
-fn panic_in_poll_callback(which: &'static str) {
-    let f = Harness::sim().fixture_manual();
+fn panic_in_poll_callback(kind: Kind, which: &'static str) {
+    let f = fixture(kind, true);
     f.clock().auto_advance(Duration::from_nanos(100));
     f.ctx.set_poll_params(PollParams::IOTHREAD);
     let by = Bystanders::new(&f);
@@ -208,22 +220,57 @@ fn panic_in_poll_callback(which: &'static str) {
     by.still_work(&f);
 }
 
-#[test]
-fn panic_in_poll() {
-    panic_in_poll_callback("poll");
+fn panic_in_poll(kind: Kind) {
+    panic_in_poll_callback(kind, "poll");
 }
 
-#[test]
-fn panic_in_poll_ready() {
-    panic_in_poll_callback("poll_ready");
+fn panic_in_poll_ready(kind: Kind) {
+    panic_in_poll_callback(kind, "poll_ready");
 }
 
-#[test]
-fn panic_in_poll_begin() {
-    panic_in_poll_callback("poll_begin");
+fn panic_in_poll_begin(kind: Kind) {
+    panic_in_poll_callback(kind, "poll_begin");
 }
 
-#[test]
-fn panic_in_poll_end() {
-    panic_in_poll_callback("poll_end");
+fn panic_in_poll_end(kind: Kind) {
+    panic_in_poll_callback(kind, "poll_end");
 }
+
+/// The panicking read handler is dropped once when it is removed after the
+/// panic, and never runs again.
+fn panicking_handler_is_dropped_once(kind: Kind) {
+    let f = fixture(kind, false);
+    let by = Bystanders::new(&f);
+    let ev = f.event();
+    let drops = Count::new();
+    let probe = DropProbe::new(&drops);
+    f.ctx
+        .set_fd_handler(
+            &ev,
+            Some(FdHandler::new().on_read(move |_| {
+                let _ = &probe;
+                panic!("read")
+            })),
+        )
+        .unwrap();
+    ev.set();
+    expect_panic(&f);
+    assert_eq!(drops.get(), 0);
+    f.ctx.set_fd_handler(&ev, None).unwrap();
+    assert_eq!(drops.get(), 1);
+    f.ctx.poll(false).unwrap();
+    by.still_work(&f);
+}
+
+on_every_monitor!(sim:
+    panic_in_read_callback,
+    panic_in_write_callback,
+    panic_in_bottom_half_keeps_the_rest_of_the_queue,
+    panic_in_timer,
+    panic_in_remote_closure,
+    panic_in_poll,
+    panic_in_poll_ready,
+    panic_in_poll_begin,
+    panic_in_poll_end,
+    panicking_handler_is_dropped_once,
+);

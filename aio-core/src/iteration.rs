@@ -50,7 +50,8 @@ impl AioContext {
         // A clock reading costs tens of nanoseconds: a non-blocking
         // iteration with polling off has no use for one (timers read it
         // themselves, and only when one is armed).
-        let start = if blocking || inner.params.get().max_ns > 0 {
+        let polling = inner.params.get().max_ns > 0;
+        let start = if blocking || polling {
             inner.clock.now_ns()
         } else {
             0
@@ -60,17 +61,20 @@ impl AioContext {
         } else {
             Some(0)
         };
-        let mut progress = self.busy_poll(&mut ready.events, &mut timeout, iteration)?;
+        let mut clock = start;
+        let mut progress =
+            self.busy_poll(&mut ready.events, &mut timeout, iteration, &mut clock)?;
         if timeout != Some(0) && self.leave_poll_mode(&mut ready.events) {
             progress = true;
             timeout = Some(0);
         }
-        self.wait(&mut ready.events, timeout, start, iteration)?;
-        // When the wait ended, for adapting poll times (only read if used).
-        let waited = if inner.params.get().max_ns > 0 {
+        let asked_monitor = self.wait(&mut ready.events, timeout, clock, iteration)?;
+        // When the wait ended, for adapting poll times: read only if they
+        // adapt and the loop did wait.
+        let waited = if polling && asked_monitor {
             inner.clock.now_ns()
         } else {
-            start
+            clock
         };
 
         progress |= self.run_bottom_halves();
@@ -103,14 +107,15 @@ impl AioContext {
     }
 
     /// Announces the block (if the loop may block), waits in the monitor,
-    /// withdraws the announcement and accepts any notification.
+    /// withdraws the announcement and accepts any notification. Returns
+    /// whether the monitor was asked.
     fn wait(
         &self,
         events: &mut Vec<ReadyEvent>,
         mut timeout: Option<u64>,
         now: u64,
         iteration: u64,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let inner = &*self.inner;
         let announced = (timeout != Some(0)).then(|| Announced::new(inner));
         if announced.is_some() {
@@ -119,7 +124,8 @@ impl AioContext {
         if announced.as_ref().is_some_and(|a| a.already_notified) {
             timeout = Some(0);
         }
-        let result = if timeout != Some(0) || self.needs_zero_timeout_wait(now, iteration) {
+        let ask = timeout != Some(0) || self.needs_zero_timeout_wait(now, iteration);
+        let result = if ask {
             self.note_wait(now, iteration);
             if timeout != Some(0) {
                 Counters::bump(&inner.counters.blocking_waits);
@@ -138,8 +144,9 @@ impl AioContext {
             // fallback, which, level-triggered, reports what was ready at
             // the next iteration. A passing error (a signal, a kernel short
             // of resources for a moment) is the caller's to see.
-            Err(e) if !is_transient(&e) && self.fall_back(&e) => Ok(()),
-            other => other,
+            Err(e) if !is_transient(&e) && self.fall_back(&e) => Ok(ask),
+            Err(e) => Err(e),
+            Ok(()) => Ok(ask),
         }
     }
 

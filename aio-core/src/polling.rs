@@ -149,7 +149,7 @@ impl AioContext {
             // A clock reading costs more than a round of cheap checks: look
             // at the time every few rounds only.
             rounds = rounds.wrapping_add(1);
-            if rounds % ROUNDS_PER_CLOCK_READ != 0 {
+            if !rounds.is_multiple_of(ROUNDS_PER_CLOCK_READ) {
                 continue;
             }
             let now = inner.clock.now_ns();

@@ -123,7 +123,7 @@ impl AioContext {
     ) -> io::Result<bool> {
         let inner = &self.inner;
         if *timeout == Some(0) {
-            return Ok(self.poll_once(ready));
+            return Ok(self.poll_once(ready, *clock));
         }
         let window = self.largest_poll_ns().min(timeout.unwrap_or(u64::MAX));
         if window == 0 || !self.polling_possible() {
@@ -187,11 +187,10 @@ impl AioContext {
     /// With a zero timeout there is no window to poll in, but what the poll
     /// callbacks see is ready now: ask each polled handler once, without
     /// entering poll mode.
-    fn poll_once(&self, ready: &mut Vec<ReadyEvent>) -> bool {
+    fn poll_once(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> bool {
         if self.inner.params.get().max_ns == 0 || self.inner.polled.borrow().is_empty() {
             return false;
         }
-        let now = self.inner.clock.now_ns();
         self.poll_handlers_once(ready, now).1
     }
 

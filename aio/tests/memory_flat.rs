@@ -6,81 +6,23 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::rc::Rc;
 
 use aio_core::FdHandler;
-use aio_core::testing::Count;
+use aio_core::testing::{Count, CountingAlloc, live_growth_in};
 use common::Kind;
 
-struct Counting;
-
-thread_local! {
-    /// Allocations made minus allocations freed, on this thread.
-    static LIVE: Cell<i64> = const { Cell::new(0) };
-}
-
-fn add(n: i64) {
-    let _ = LIVE.try_with(|live| live.set(live.get() + n));
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the
-// only addition is a thread-local counter that needs no allocation itself
-// (const-initialised `Cell`).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            add(1);
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc_zeroed` is passed on.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            add(1);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        add(-1);
-        // SAFETY: `ptr` came from `System` with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> i64 {
-    LIVE.with(Cell::get)
-}
+static GLOBAL: CountingAlloc = CountingAlloc::new();
 
 /// A million (a debug build runs the whole file in about ten seconds).
 const CYCLES: usize = 1_000_000;
 
 /// Runs `step` `CYCLES` times after `CYCLES / 100` to warm up; returns the
 /// change in live allocations over the measured part.
-fn growth(mut step: impl FnMut(usize)) -> i64 {
-    let warm_up = CYCLES / 100;
-    for i in 0..warm_up {
-        step(i);
-    }
-    let before = live();
-    for i in warm_up..warm_up + CYCLES {
-        step(i);
-    }
-    live() - before
+fn growth(step: impl FnMut(usize)) -> i64 {
+    live_growth_in(CYCLES / 100, CYCLES, step)
 }
 
 fn add_remove_cycles_leave_memory_flat(kind: Kind) {

@@ -2,60 +2,16 @@
 //! bottom halves, timers, busy polling and remote scheduling of a bottom
 //! half, on the poll monitor. Counted by a global allocator, per thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use aio_core::testing::{CountingAlloc, allocations_in};
 use aio_core::{AioContext, ContextBuilder, EventNotifier, FdHandler, ManualClock, PollParams};
 use fdmon_poll::PollMonitor;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the
-// only addition is a thread-local counter that needs no allocation itself
-// (const-initialised `Cell`).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-/// Allocations made by 1000 runs of `step`, after 100 to warm up.
-fn allocations_in(mut step: impl FnMut()) -> u64 {
-    for _ in 0..100 {
-        step();
-    }
-    let before = allocations();
-    for _ in 0..1000 {
-        step();
-    }
-    allocations() - before
-}
+static GLOBAL: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn steady_state_iterations_do_not_allocate() {

@@ -12,6 +12,7 @@
 //! }));
 //! ```
 
+mod alloc;
 mod faults;
 mod harness;
 #[cfg(all(test, loom))]
@@ -20,6 +21,10 @@ mod sim;
 mod sleep;
 pub mod suite;
 
+pub use alloc::{
+    COUNTED_RUNS, CountingAlloc, WARM_UP_RUNS, allocations_in, allocations_in_runs, live_growth_in,
+    thread_allocations, thread_live,
+};
 pub use faults::{Fault, Faults, FaultyMonitor};
 pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
 pub use sim::{SimMonitor, SimWorld};

@@ -1,0 +1,118 @@
+//! What each form's table says beyond its rows: the notes under it, the
+//! targets its aio rows are held to, and, for a target not met, why (the
+//! initiator slept, or the loop's own cost per message).
+//!
+//! Separate from the entry point because it only reads finished tables.
+
+use super::{Form, HITS, HOME_SLEEPS, RAW_EPOLL, SPIN, WRITES, blocking};
+use crate::env::Monitor;
+use crate::report::{Group, Target};
+
+pub(super) fn notes(form: Form) -> Vec<String> {
+    let mut notes = vec![format!(
+        "counters per round trip, of the initiating thread; {HOME_SLEEPS}: its voluntary context switches"
+    )];
+    match form {
+        Form::A => notes.push(
+            "polling uses level mode (no re-arm per event); mio and tokio are edge-triggered".to_owned(),
+        ),
+        Form::B | Form::C => notes.push(format!(
+            "{WRITES}: both directions; polling on = PollParams::IOTHREAD (max 32768 ns, grow x2, reset)"
+        )),
+        Form::D => {
+            notes.push(
+                "the handlers have no poll callback: the busy-poll window peeks at the monitor (free on io_uring)"
+                    .to_owned(),
+            );
+            notes.push(
+                "a poll time grows only after a wait shorter than max_ns and resets after a longer one: \
+                 where a blocking round trip (two wake-ups of an idle CPU) takes longer than 32.8 us, \
+                 polling starts only when a wake-up happens to be fast and stops at the first hiccup; \
+                 -max256us rows: the same with max_ns = 262144"
+                    .to_owned(),
+            );
+        }
+    }
+    notes
+}
+
+/// Why a polling variant missed its target: it slept, or (when it did
+/// not) the loop's own cost per message.
+fn why(group: &Group, variant: &str, floor: Option<&str>) -> Option<String> {
+    let row = group.row(variant)?;
+    let sleeps = row.counter(HOME_SLEEPS)?;
+    let hits = row.counter(HITS).unwrap_or(0.0);
+    if sleeps >= 0.05 {
+        return Some(format!(
+            "the initiator still slept in {:.0}% of round trips ({hits:.2} poll hits per round trip)",
+            sleeps.min(1.0) * 100.0
+        ));
+    }
+    let floor = group.row(floor?)?;
+    Some(format!(
+        "no sleeps ({hits:.2} poll hits per round trip): the loop's own cost, {:.0} ns per one-way message above the floor",
+        (row.median_ns - floor.median_ns) / 2.0
+    ))
+}
+
+pub(super) fn targets(form: Form, group: &Group) -> Vec<Target> {
+    let id = form.id();
+    let mut targets = Vec::new();
+    let floor = group.row(SPIN).map(|_| SPIN);
+    let with_note = |t: Target, variant: &str| match (t.verdict, why(group, variant, floor)) {
+        (crate::report::Verdict::NotMet, Some(note)) => t.note(note),
+        _ => t,
+    };
+    for monitor in Monitor::ALL {
+        let v = monitor.variant();
+        if group.row(v).is_none() {
+            continue;
+        }
+        let t = match form {
+            Form::A => Target::at_most(
+                id,
+                v,
+                "<= 1.05x raw-epoll",
+                group.ratio(v, RAW_EPOLL),
+                1.05,
+                "x",
+            ),
+            Form::B => Target::at_most(
+                id,
+                v,
+                "<= 1000 ns",
+                group.row(v).map(|r| r.median_ns),
+                1000.0,
+                "ns",
+            ),
+            Form::C => {
+                Target::at_most(id, v, "<= 1.30x spin-floor", group.ratio(v, SPIN), 1.3, "x")
+            }
+            Form::D => match monitor {
+                Monitor::Epoll | Monitor::IoUring => Target::at_most(
+                    id,
+                    v,
+                    format!("<= 0.12x {}", blocking(monitor)),
+                    group.ratio(v, &blocking(monitor)),
+                    0.12,
+                    "x",
+                ),
+                _ => continue,
+            },
+        };
+        targets.push(with_note(t, v));
+    }
+    if form == Form::D && group.row(Monitor::IoUring.variant()).is_some() {
+        let v = Monitor::IoUring.variant();
+        let t = Target::at_most(
+            id,
+            v,
+            "<= 1.00x aio-epoll",
+            group.ratio(v, Monitor::Epoll.variant()),
+            1.0,
+            "x",
+        );
+        targets.push(with_note(t, v));
+    }
+    targets
+}

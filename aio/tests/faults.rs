@@ -19,51 +19,9 @@ use std::rc::Rc;
 
 use aio_core::FdHandler;
 use aio_core::testing::{Count, DropProbe, Fault};
-use common::{Ev, Kind, Rig};
+use common::{Ev, Kind, Rig, reader, still_works};
 
 const ERRNOS: [i32; 4] = [libc::EINTR, libc::EAGAIN, libc::ENOMEM, libc::EBADF];
-
-/// A read handler that drains `ev` and counts its runs; its drop is counted
-/// in `drops`.
-fn reader(ev: &Rc<Ev>, runs: &Count, drops: &Count) -> FdHandler {
-    let (ev, runs, probe) = (Rc::clone(ev), runs.clone(), DropProbe::new(drops));
-    FdHandler::new().on_read(move |_| {
-        let _ = &probe;
-        ev.clear();
-        runs.hit();
-    })
-}
-
-/// The context still serves a new fd and a bottom half, and the monitor
-/// holds exactly what the context registered.
-fn still_works(rig: &Rig) {
-    assert_eq!(
-        rig.faults.held(),
-        rig.expected_held(),
-        "a registration was lost or leaked"
-    );
-    let ev = Rc::new(rig.event());
-    let (runs, drops) = (Count::new(), Count::new());
-    rig.ctx
-        .set_fd_handler(&*ev, Some(reader(&ev, &runs, &drops)))
-        .unwrap();
-    let bh_runs = Count::new();
-    let b = bh_runs.clone();
-    let bh = rig.ctx.bh(move |_| b.hit());
-    bh.schedule();
-    ev.set();
-    for _ in 0..3 {
-        rig.ctx.poll(false).unwrap();
-    }
-    assert_eq!(
-        (runs.get(), bh_runs.get()),
-        (1, 1),
-        "the context stopped working"
-    );
-    rig.ctx.set_fd_handler(&*ev, None).unwrap();
-    assert_eq!(drops.get(), 1);
-    assert_eq!(rig.faults.held(), rig.expected_held());
-}
 
 /// Adding, replacing and removing a handler each fail once with each errno:
 /// the error reaches the caller, nothing changes (the old handler keeps

@@ -11,8 +11,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use aio_core::testing::{Faults, FaultyMonitor, Harness, SimWorld};
-use aio_core::{AioContext, EventNotifier, FdMonitor, Readiness};
+use std::rc::Rc;
+
+use aio_core::testing::{Count, DropProbe, Faults, FaultyMonitor, Harness, SimWorld};
+use aio_core::{AioContext, EventNotifier, FdHandler, FdMonitor, Readiness};
 
 /// A monitor the tests run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,4 +159,46 @@ pub(crate) fn watchdog(what: &'static str, limit: Duration) -> Watchdog {
         }
     });
     Watchdog { _stop: stop }
+}
+
+/// A read handler that drains `ev` and counts its runs; its drop is counted
+/// in `drops`.
+pub(crate) fn reader(ev: &Rc<Ev>, runs: &Count, drops: &Count) -> FdHandler {
+    let (ev, runs, probe) = (Rc::clone(ev), runs.clone(), DropProbe::new(drops));
+    FdHandler::new().on_read(move |_| {
+        let _ = &probe;
+        ev.clear();
+        runs.hit();
+    })
+}
+
+/// The context still serves a new fd and a bottom half, and the monitor
+/// holds exactly what the context registered.
+pub(crate) fn still_works(rig: &Rig) {
+    assert_eq!(
+        rig.faults.held(),
+        rig.expected_held(),
+        "a registration was lost or leaked"
+    );
+    let ev = Rc::new(rig.event());
+    let (runs, drops) = (Count::new(), Count::new());
+    rig.ctx
+        .set_fd_handler(&*ev, Some(reader(&ev, &runs, &drops)))
+        .unwrap();
+    let bh_runs = Count::new();
+    let b = bh_runs.clone();
+    let bh = rig.ctx.bh(move |_| b.hit());
+    bh.schedule();
+    ev.set();
+    for _ in 0..3 {
+        rig.ctx.poll(false).unwrap();
+    }
+    assert_eq!(
+        (runs.get(), bh_runs.get()),
+        (1, 1),
+        "the context stopped working"
+    );
+    rig.ctx.set_fd_handler(&*ev, None).unwrap();
+    assert_eq!(drops.get(), 1);
+    assert_eq!(rig.faults.held(), rig.expected_held());
 }

@@ -5,9 +5,8 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
-use aio_core::{AioContext, EventNotifier, FdHandler, FdMonitor};
+use aio_core::{AioContext, EventNotifier, FdHandler};
 use fdmon_epoll::EpollMonitor;
 
 /// A wait path's name and a maker of monitors on it.
@@ -22,58 +21,17 @@ fn monitors() -> [Path; 2] {
     ]
 }
 
-const TRIALS: usize = 20;
-
 #[test]
 fn a_100us_timeout_sleeps_at_least_100us_and_well_under_a_millisecond() {
-    for (path, make) in monitors() {
-        let mut monitor = make();
-        let mut events = Vec::new();
-        let mut shortest = Duration::MAX;
-        for _ in 0..TRIALS {
-            let start = Instant::now();
-            monitor
-                .wait(&mut events, Some(Duration::from_micros(100)))
-                .unwrap();
-            let slept = start.elapsed();
-            assert!(events.is_empty(), "{path}: nothing is registered");
-            assert!(slept >= Duration::from_micros(100), "{path}: {slept:?}");
-            shortest = shortest.min(slept);
-        }
-        // Rounded up to a millisecond, every trial would last one.
-        assert!(
-            shortest < Duration::from_micros(800),
-            "{path}: the shortest of {TRIALS} waits took {shortest:?}"
-        );
+    for (_, make) in monitors() {
+        aio_core::testing::assert_short_waits_are_precise(&mut make());
     }
 }
 
 #[test]
 fn a_200us_timer_fires_after_one_wait_not_before_its_deadline() {
-    for (path, make) in monitors() {
-        let ctx = AioContext::with_monitor(Box::new(make())).unwrap();
-        let fired_at = Rc::new(Cell::new(None));
-        let f = Rc::clone(&fired_at);
-        let timer = ctx.timer(move |ctx| f.set(Some(ctx.now_ns())));
-        let mut shortest = u64::MAX;
-        for _ in 0..TRIALS {
-            fired_at.set(None);
-            let before = ctx.stats();
-            timer.arm_in(Duration::from_micros(200));
-            let deadline = timer.deadline_ns().unwrap();
-            let armed = deadline - 200_000;
-            assert!(ctx.poll(true).unwrap(), "{path}: the timer ran");
-            let after = ctx.stats();
-            let fired = fired_at.get().expect("fired in the first poll");
-            assert!(fired >= deadline, "{path}: {} ns early", deadline - fired);
-            assert_eq!(after.waits - before.waits, 1, "{path}: {after:?}");
-            assert_eq!(after.blocking_waits - before.blocking_waits, 1, "{path}");
-            shortest = shortest.min(fired - armed);
-        }
-        assert!(
-            shortest < 800_000,
-            "{path}: the quickest of {TRIALS} 200 us timers took {shortest} ns"
-        );
+    for (_, make) in monitors() {
+        aio_core::testing::assert_short_timers_fire_after_one_wait(Box::new(make()));
     }
 }
 

@@ -5,42 +5,24 @@
 
 mod common;
 
-use std::cell::Cell;
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aio_core::{EventNotifier, FdMonitor, Interest, Registration, Token};
 use fdmon_uring::TaskRun;
 
-const TRIALS: usize = 20;
-
 #[test]
 fn a_100us_timeout_sleeps_at_least_100us_and_well_under_a_millisecond() {
     for mode in TaskRun::ALL {
         let mut m = common::monitor(mode);
-        let mut events = Vec::new();
-        let mut shortest = Duration::MAX;
         let enters = m.enters();
-        for _ in 0..TRIALS {
-            let start = Instant::now();
-            m.wait(&mut events, Some(Duration::from_micros(100)))
-                .unwrap();
-            let slept = start.elapsed();
-            assert!(events.is_empty(), "{mode:?}: nothing is registered");
-            assert!(slept >= Duration::from_micros(100), "{mode:?}: {slept:?}");
-            shortest = shortest.min(slept);
-        }
+        aio_core::testing::assert_short_waits_are_precise(&mut m);
+        let trials = aio_core::testing::TIMING_TRIALS as u64;
         assert_eq!(
             m.enters() - enters,
-            TRIALS as u64,
+            trials,
             "{mode:?}: one enter per wait, no spinning"
-        );
-        // Rounded up to a millisecond, every trial would last one.
-        assert!(
-            shortest < Duration::from_micros(800),
-            "{mode:?}: the shortest of {TRIALS} waits took {shortest:?}"
         );
     }
 }
@@ -48,29 +30,7 @@ fn a_100us_timeout_sleeps_at_least_100us_and_well_under_a_millisecond() {
 #[test]
 fn a_200us_timer_fires_after_one_wait_not_before_its_deadline() {
     for mode in TaskRun::ALL {
-        let ctx = common::context(mode);
-        let fired_at = Rc::new(Cell::new(None));
-        let f = Rc::clone(&fired_at);
-        let timer = ctx.timer(move |ctx| f.set(Some(ctx.now_ns())));
-        let mut shortest = u64::MAX;
-        for _ in 0..TRIALS {
-            fired_at.set(None);
-            let before = ctx.stats();
-            timer.arm_in(Duration::from_micros(200));
-            let deadline = timer.deadline_ns().unwrap();
-            let armed = deadline - 200_000;
-            assert!(ctx.poll(true).unwrap(), "{mode:?}: the timer ran");
-            let after = ctx.stats();
-            let fired = fired_at.get().expect("fired in the first poll");
-            assert!(fired >= deadline, "{mode:?}: {} ns early", deadline - fired);
-            assert_eq!(after.waits - before.waits, 1, "{mode:?}: {after:?}");
-            assert_eq!(after.blocking_waits - before.blocking_waits, 1, "{mode:?}");
-            shortest = shortest.min(fired - armed);
-        }
-        assert!(
-            shortest < 800_000,
-            "{mode:?}: the quickest of {TRIALS} 200 us timers took {shortest} ns"
-        );
+        aio_core::testing::assert_short_timers_fire_after_one_wait(Box::new(common::monitor(mode)));
     }
 }
 

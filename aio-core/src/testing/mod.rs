@@ -21,6 +21,7 @@ mod sim;
 mod sleep;
 mod steady_state;
 pub mod suite;
+mod timing;
 
 pub use alloc::{
     COUNTED_RUNS, CountingAlloc, WARM_UP_RUNS, allocations_in, allocations_in_runs, live_growth_in,
@@ -31,6 +32,9 @@ pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
 pub use sim::{SimMonitor, SimWorld};
 pub use sleep::SleepMonitor;
 pub use steady_state::{assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate};
+pub use timing::{
+    TIMING_TRIALS, assert_short_timers_fire_after_one_wait, assert_short_waits_are_precise,
+};
 
 /// The token of the handler registered for `fd`, for tests that inject
 /// events by hand.

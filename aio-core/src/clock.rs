@@ -35,19 +35,6 @@ impl Clock {
             ClockKind::Manual(manual) => manual.read(),
         }
     }
-
-    /// Whether this is a manual clock (time moves only when told to).
-    pub fn is_manual(&self) -> bool {
-        matches!(self.0, ClockKind::Manual(_))
-    }
-
-    /// The manual clock behind this clock, if it is one.
-    pub fn as_manual(&self) -> Option<&ManualClock> {
-        match &self.0 {
-            ClockKind::Manual(manual) => Some(manual),
-            ClockKind::Monotonic(_) => None,
-        }
-    }
 }
 
 impl Default for Clock {

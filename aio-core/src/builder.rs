@@ -15,6 +15,7 @@ use crate::context::Inner;
 use crate::doorbell::Doorbell;
 use crate::migration::{Fallback, Upgrade};
 use crate::monitor::FdMonitor;
+use crate::peek::PeekGate;
 use crate::polling::PollParams;
 use crate::remote::Shared;
 use crate::stats::Counters;
@@ -160,8 +161,7 @@ impl ContextBuilder {
                 iteration: Cell::new(0),
                 last_wait: Cell::new(0),
                 last_wait_iteration: Cell::new(0),
-                peek_cost_ns: Cell::new(0),
-                peek_refusals: Cell::new(0),
+                peek_gate: PeekGate::default(),
                 bhs: BottomHalves::default(),
                 timers: RefCell::default(),
                 clock: self.clock,

@@ -19,6 +19,7 @@ use crate::fd::{FdSource, check_open};
 use crate::handler::{FdHandler, Node};
 use crate::migration::{Fallback, Upgrade};
 use crate::monitor::{FdMonitor, ReadyEvent};
+use crate::peek::PeekGate;
 use crate::polling::PollParams;
 use crate::registry::Registry;
 use crate::remote::{Remote, Shared};
@@ -74,10 +75,8 @@ pub(crate) struct Inner {
     /// ready.
     pub(crate) last_wait: Cell<u64>,
     pub(crate) last_wait_iteration: Cell<u64>,
-    /// What a zero-timeout wait costs, about (0: not measured yet).
-    pub(crate) peek_cost_ns: Cell<u64>,
-    /// Windows refused because peeks cost too much, since the last probe.
-    pub(crate) peek_refusals: Cell<u32>,
+    /// What peeks at the monitor cost, and whether a window may peek.
+    pub(crate) peek_gate: PeekGate,
     pub(crate) bhs: BottomHalves,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) clock: Clock,
@@ -241,6 +240,7 @@ impl AioContext {
             &self.inner.shared,
             polled.len(),
             polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0),
+            self.inner.peek_gate.cost_ns().unwrap_or(0),
         )
     }
 

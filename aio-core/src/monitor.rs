@@ -158,8 +158,11 @@ pub enum Pending {
     /// No readiness is known, but the monitor has requests for the kernel
     /// (io_uring's queued poll requests) without which it cannot see some
     /// fds: a zero-timeout [`FdMonitor::wait`] hands them over. The core
-    /// does so during the busy-poll window and goes on polling; otherwise it
-    /// treats this like [`Pending::Unknown`].
+    /// does so before and during the busy-poll window and goes on polling
+    /// (a monitor that cannot show readiness answers
+    /// [`Pending::Unknown`] again once they are in, and the window then
+    /// measures what a pure peek costs); otherwise it treats this like
+    /// [`Pending::Unknown`].
     Submit,
 }
 

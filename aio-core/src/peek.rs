@@ -1,5 +1,6 @@
 //! Peeking at the monitor during the busy-poll window, for handlers that
-//! have no `poll` callback.
+//! have no `poll` callback, and the gate that decides whether such peeks are
+//! cheap enough to poll at all.
 //!
 //! QEMU turns busy polling off on poll and epoll as soon as one handler has
 //! no `poll` callback, since the loop would not see that fd while it spins.
@@ -8,8 +9,10 @@
 //! (io_uring's completion ring), and otherwise with a zero-timeout wait (a
 //! system call) every [`PEEK_INTERVAL_NS`]. A peek's cost is measured; when
 //! it is too large for the window (`ppoll` over thousands of fds), the loop
-//! does not busy-poll such a context at all.
+//! does not busy-poll such a context, but tries again soon (a probe window)
+//! in case the machine was only busy for a moment.
 
+use std::cell::Cell;
 use std::io;
 use std::time::Duration;
 
@@ -23,8 +26,76 @@ pub(crate) const PEEK_INTERVAL_NS: u64 = 1_000;
 /// A peek may cost at most this fraction of the longest window.
 const PEEK_COST_SHARE: u64 = 8;
 
-/// While peeks cost too much, one window in this many runs anyway.
-const PEEK_PROBE_EVERY: u32 = 64;
+/// How many recent peek costs the estimate looks at.
+const PEEK_SAMPLES: usize = 8;
+
+/// While peeks cost too much, the refused windows between two probe windows
+/// double from 1 up to this many.
+const PEEK_PROBE_MAX_GAP: u32 = 64;
+
+/// What peeks have cost lately, and when to try a window again after
+/// refusing some.
+///
+/// The estimate is the cheapest of the last [`PEEK_SAMPLES`] peeks: a peek
+/// that was preempted, or that the kernel served slowly once, cannot shut
+/// the window on its own. Only pure peeks are measured (the core hands the
+/// monitor's queued requests to the kernel in a separate wait first, see
+/// [`Pending::Submit`](crate::Pending::Submit)), so the estimate says what
+/// asking costs, not what submitting does.
+#[derive(Debug, Default)]
+pub(crate) struct PeekGate {
+    /// Recent costs in ns; 0 marks a slot not measured yet.
+    samples: Cell<[u64; PEEK_SAMPLES]>,
+    next: Cell<usize>,
+    /// Refused windows since the last one that ran.
+    refused: Cell<u32>,
+    /// Refused windows to let pass before the next probe.
+    gap: Cell<u32>,
+}
+
+impl PeekGate {
+    /// What a peek costs, about: the cheapest recent one (`None` until one
+    /// is measured).
+    pub(crate) fn cost_ns(&self) -> Option<u64> {
+        self.samples.get().into_iter().filter(|&c| c > 0).min()
+    }
+
+    /// Records what one peek cost.
+    pub(crate) fn record(&self, cost_ns: u64) {
+        let mut samples = self.samples.get();
+        let i = self.next.get();
+        samples[i] = cost_ns.max(1);
+        self.samples.set(samples);
+        self.next.set((i + 1) % PEEK_SAMPLES);
+    }
+
+    /// Whether a window that must peek may run, with windows of up to
+    /// `max_ns`: yes if a peek fits in its share of the window (or is not
+    /// measured yet), or if a probe is due. Returns `false` for a refused
+    /// window, which the caller counts.
+    pub(crate) fn admits(&self, max_ns: u64) -> bool {
+        let cheap = self
+            .cost_ns()
+            .is_none_or(|cost| cost.saturating_mul(PEEK_COST_SHARE) <= max_ns);
+        if cheap {
+            self.refused.set(0);
+            self.gap.set(0);
+            return true;
+        }
+        let refused = self.refused.get() + 1;
+        let gap = self.gap.get().max(1);
+        if refused > gap {
+            // A probe: run this window to measure again, and wait twice
+            // as long before the next one if peeks still cost too much.
+            self.refused.set(0);
+            self.gap.set((gap * 2).min(PEEK_PROBE_MAX_GAP));
+            return true;
+        }
+        self.refused.set(refused);
+        self.gap.set(gap);
+        false
+    }
+}
 
 impl AioContext {
     /// Whether the window must peek at the monitor with a system call: some
@@ -35,38 +106,31 @@ impl AioContext {
             && self.inner.monitor.borrow_mut().pending() == Pending::Unknown
     }
 
-    /// Whether a peek is cheap next to the longest window (unmeasured peeks
-    /// count as cheap; the first one measures).
-    pub(crate) fn peek_is_cheap(&self) -> bool {
-        let cost = self.inner.peek_cost_ns.get();
-        cost.saturating_mul(PEEK_COST_SHARE) <= self.inner.params.get().max_ns
-    }
-
-    /// While peeks are judged too expensive, every [`PEEK_PROBE_EVERY`]th
-    /// window that was refused for it runs anyway, to measure again: the
-    /// machine may have been busy, or fds may have gone.
-    pub(crate) fn peek_probe_due(&self) -> bool {
-        let refused = self.inner.peek_refusals.get() + 1;
-        self.inner.peek_refusals.set(refused % PEEK_PROBE_EVERY);
-        refused == PEEK_PROBE_EVERY
-    }
-
     /// Asks the monitor what is ready without blocking, as part of
-    /// iteration `iteration`, and measures what that cost. Returns whether
-    /// it found anything.
-    pub(crate) fn peek(&self, ready: &mut Vec<ReadyEvent>, iteration: u64) -> io::Result<bool> {
-        let start = self.inner.clock.now_ns();
-        let found = self.submit(ready, iteration)?;
-        let cost = self.inner.clock.now_ns().saturating_sub(start);
-        self.record_peek_cost(cost);
-        Ok(found)
+    /// iteration `iteration`, at `now`, and measures what that cost.
+    /// Returns whether it found anything, and the time after it.
+    pub(crate) fn peek(
+        &self,
+        ready: &mut Vec<ReadyEvent>,
+        iteration: u64,
+        now: u64,
+    ) -> io::Result<(bool, u64)> {
+        let found = self.wait_now(ready, iteration, now)?;
+        let after = self.inner.clock.now_ns();
+        self.inner.peek_gate.record(after.saturating_sub(now));
+        Ok((found, after))
     }
 
     /// A zero-timeout wait: hands the monitor's queued requests to the
     /// kernel and collects what is ready. Returns whether it found anything.
     pub(crate) fn submit(&self, ready: &mut Vec<ReadyEvent>, iteration: u64) -> io::Result<bool> {
+        self.wait_now(ready, iteration, self.inner.clock.now_ns())
+    }
+
+    /// A zero-timeout wait at `now`; whether it found anything.
+    fn wait_now(&self, ready: &mut Vec<ReadyEvent>, iteration: u64, now: u64) -> io::Result<bool> {
         let before = ready.len();
-        self.note_wait(self.inner.clock.now_ns(), iteration);
+        self.note_wait(now, iteration);
         self.inner
             .monitor
             .borrow_mut()
@@ -74,23 +138,68 @@ impl AioContext {
         Ok(ready.len() > before)
     }
 
-    /// Keeps the estimate of a peek's cost near the cheapest recent ones: it
-    /// follows a cheaper peek at once and a dearer one by a sixteenth, so a
-    /// peek that was preempted does not turn busy polling off.
-    fn record_peek_cost(&self, cost: u64) {
-        let old = self.inner.peek_cost_ns.get();
-        let estimate = if old == 0 || cost <= old {
-            cost
-        } else {
-            old + (cost - old) / 16
-        };
-        self.inner.peek_cost_ns.set(estimate.max(1));
-    }
-
     /// Records a monitor wait: when, and in which iteration.
     pub(crate) fn note_wait(&self, now: u64, iteration: u64) {
         Counters::bump(&self.inner.counters.waits);
         self.inner.last_wait.set(now);
         self.inner.last_wait_iteration.set(iteration);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX_NS: u64 = 32_768;
+    const CHEAP: u64 = 500;
+    const DEAR: u64 = 9_000;
+
+    #[test]
+    fn an_unmeasured_gate_admits() {
+        let gate = PeekGate::default();
+        assert_eq!(gate.cost_ns(), None);
+        assert!(gate.admits(MAX_NS));
+    }
+
+    #[test]
+    fn one_inflated_sample_is_outvoted_by_the_next_cheap_one() {
+        let gate = PeekGate::default();
+        gate.record(DEAR);
+        assert!(!gate.admits(MAX_NS), "one dear peek refuses a window");
+        assert!(gate.admits(MAX_NS), "and the next window probes again");
+        gate.record(CHEAP);
+        assert_eq!(gate.cost_ns(), Some(CHEAP));
+        assert!(gate.admits(MAX_NS));
+    }
+
+    #[test]
+    fn probes_back_off_to_one_window_in_64_while_peeks_stay_dear() {
+        let gate = PeekGate::default();
+        gate.record(DEAR);
+        let mut gaps = Vec::new();
+        let mut refused = 0;
+        for _ in 0..400 {
+            if gate.admits(MAX_NS) {
+                gaps.push(refused);
+                refused = 0;
+                gate.record(DEAR);
+            } else {
+                refused += 1;
+            }
+        }
+        assert_eq!(gaps[..7], [1, 2, 4, 8, 16, 32, 64]);
+        assert!(gaps[7..].iter().all(|&g| g == 64), "{gaps:?}");
+    }
+
+    #[test]
+    fn the_estimate_is_the_cheapest_of_the_last_eight() {
+        let gate = PeekGate::default();
+        gate.record(CHEAP);
+        for _ in 0..PEEK_SAMPLES - 1 {
+            gate.record(DEAR);
+        }
+        assert_eq!(gate.cost_ns(), Some(CHEAP));
+        gate.record(DEAR);
+        assert_eq!(gate.cost_ns(), Some(DEAR), "the cheap one aged out");
     }
 }

@@ -126,45 +126,30 @@ impl AioContext {
             return Ok(self.poll_once(ready, *clock));
         }
         let window = self.largest_poll_ns().min(timeout.unwrap_or(u64::MAX));
-        if window == 0 || !self.polling_possible() {
+        if window == 0 {
             return Ok(false);
         }
-        let peeks = self.window_needs_peek();
-        self.enter_poll_mode();
+        // Requests the monitor holds for the kernel go in a wait of their
+        // own before the window, so that what a peek is measured to cost is
+        // what asking costs, not what submitting does.
+        let submitted = inner.monitor.borrow_mut().pending() == Pending::Submit;
+        let mut hit = submitted && self.submit(ready, iteration)?;
+        if submitted {
+            *clock = inner.clock.now_ns();
+        }
         let start = *clock;
-        let mut last_peek = None;
         let mut progress = false;
-        let mut rounds = 0u32;
-        let hit = loop {
-            let (found, user_work) = self.poll_handlers_once(ready, start);
-            progress |= user_work;
-            let pending = inner.monitor.borrow_mut().pending();
-            if found || inner.shared.notify.is_notified() || pending == Pending::Yes {
-                break true;
+        if !hit {
+            let peeks = self.window_needs_peek();
+            if peeks && !inner.peek_gate.admits(inner.params.get().max_ns) {
+                Counters::bump(&inner.counters.poll_refusals);
+                return Ok(false);
             }
-            if pending == Pending::Submit && self.submit(ready, iteration)? {
-                *clock = inner.clock.now_ns(); // after that wait
-                break true;
-            }
-            // A clock reading costs more than a round of cheap checks: look
-            // at the time every few rounds only.
-            rounds = rounds.wrapping_add(1);
-            if !rounds.is_multiple_of(ROUNDS_PER_CLOCK_READ) {
-                continue;
-            }
-            let now = inner.clock.now_ns();
-            *clock = now;
-            if peeks && last_peek.is_none_or(|at| now.saturating_sub(at) >= PEEK_INTERVAL_NS) {
-                last_peek = Some(now);
-                if self.peek(ready, iteration)? {
-                    *clock = inner.clock.now_ns(); // after that wait
-                    break true;
-                }
-            }
-            if now.saturating_sub(start) >= window {
-                break false;
-            }
-        };
+            self.enter_poll_mode();
+            let (found, user_work) = self.spin(ready, window, peeks, iteration, clock)?;
+            hit = found;
+            progress = user_work;
+        }
         // A hit ends the iteration's waiting, so the reading it was found
         // after is good enough (eviction counts in seconds).
         let now = *clock;
@@ -182,6 +167,58 @@ impl AioContext {
             *t = t.saturating_sub(now.saturating_sub(start));
         }
         Ok(progress)
+    }
+
+    /// The busy-poll window: rounds over the polled handlers' `poll`
+    /// callbacks, the notifier's flag and the monitor, until one shows
+    /// work or `window` ns have passed since `clock`; with `peeks`, it also
+    /// asks the monitor with zero-timeout waits. Returns whether it found
+    /// work, and whether a user's `poll` callback said yes; `clock` holds
+    /// the last reading.
+    fn spin(
+        &self,
+        ready: &mut Vec<ReadyEvent>,
+        window: u64,
+        peeks: bool,
+        iteration: u64,
+        clock: &mut u64,
+    ) -> io::Result<(bool, bool)> {
+        let inner = &self.inner;
+        let start = *clock;
+        let mut last_peek = None;
+        let mut user_work = false;
+        let mut rounds = 0u32;
+        loop {
+            let (found, user) = self.poll_handlers_once(ready, start);
+            user_work |= user;
+            let pending = inner.monitor.borrow_mut().pending();
+            if found || inner.shared.notify.is_notified() || pending == Pending::Yes {
+                return Ok((true, user_work));
+            }
+            if pending == Pending::Submit && self.submit(ready, iteration)? {
+                *clock = inner.clock.now_ns(); // after that wait
+                return Ok((true, user_work));
+            }
+            // A clock reading costs more than a round of cheap checks: look
+            // at the time every few rounds only.
+            rounds = rounds.wrapping_add(1);
+            if !rounds.is_multiple_of(ROUNDS_PER_CLOCK_READ) {
+                continue;
+            }
+            let now = inner.clock.now_ns();
+            *clock = now;
+            if now.saturating_sub(start) >= window {
+                return Ok((false, user_work));
+            }
+            if peeks && last_peek.is_none_or(|at| now.saturating_sub(at) >= PEEK_INTERVAL_NS) {
+                last_peek = Some(now);
+                let (found, after) = self.peek(ready, iteration, now)?;
+                *clock = after;
+                if found {
+                    return Ok((true, user_work));
+                }
+            }
+        }
     }
 
     /// With a zero timeout there is no window to poll in, but what the poll
@@ -277,14 +314,6 @@ impl AioContext {
         }
         let polled = self.inner.polled.borrow();
         polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0)
-    }
-
-    /// Polling must not starve a handler that only the monitor can see: it
-    /// is possible when every watched handler has a `poll` callback, when
-    /// the monitor shows readiness without a system call, or when peeking
-    /// at it with one is cheap.
-    fn polling_possible(&self) -> bool {
-        !self.window_needs_peek() || self.peek_is_cheap() || self.peek_probe_due()
     }
 
     fn enter_poll_mode(&self) {

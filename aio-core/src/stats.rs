@@ -25,6 +25,15 @@ pub struct Stats {
     pub poll_hits: u64,
     /// Busy-poll windows that ran out of time.
     pub poll_misses: u64,
+    /// Busy-poll windows not run because they would have had to peek at the
+    /// monitor with system calls (a handler without a `poll` callback, on a
+    /// monitor that cannot show readiness in user space), and a peek costs
+    /// more than an eighth of `max_ns`. The loop blocks instead, and probes
+    /// again after 1, 2, 4, ... up to 64 refused windows.
+    pub poll_refusals: u64,
+    /// What a peek at the monitor costs, about, in nanoseconds: the cheapest
+    /// of the last eight measured (0 until one is).
+    pub peek_cost_ns: u64,
     /// Writes to the context's doorbell by `notify` (each one a system call).
     pub doorbell_rings: u64,
     /// Handlers on the polled list.
@@ -43,6 +52,7 @@ pub(crate) struct Counters {
     pub(crate) announced_blocks: Cell<u64>,
     pub(crate) poll_hits: Cell<u64>,
     pub(crate) poll_misses: Cell<u64>,
+    pub(crate) poll_refusals: Cell<u64>,
     pub(crate) monitor_moves: Cell<u64>,
 }
 
@@ -56,6 +66,7 @@ impl Counters {
         shared: &Shared,
         polled_handlers: usize,
         max_poll_ns: u64,
+        peek_cost_ns: u64,
     ) -> Stats {
         Stats {
             iterations: self.iterations.get(),
@@ -64,6 +75,8 @@ impl Counters {
             announced_blocks: self.announced_blocks.get(),
             poll_hits: self.poll_hits.get(),
             poll_misses: self.poll_misses.get(),
+            poll_refusals: self.poll_refusals.get(),
+            peek_cost_ns,
             doorbell_rings: shared.doorbell_rings.load(Ordering::Relaxed),
             polled_handlers,
             max_poll_ns,

@@ -85,16 +85,19 @@ fn expensive_peeks_turn_polling_off_where_a_handler_has_no_poll_callback() {
     assert_eq!(f.ctx.stats().max_poll_ns, 500);
     let _reader = plain_reader(&f);
     let timer = f.ctx.timer(|_| {});
-    for _ in 0..3 {
+    for _ in 0..10 {
         timer.arm_in(Duration::from_micros(100));
         f.ctx.poll(true).unwrap();
     }
+    // The window that measured the peek, then probes after 1, 2 and 4
+    // refused windows (iterations 0, 2 and 5 of 10).
     let stats = f.ctx.stats();
     assert_eq!(
         stats.poll_hits + stats.poll_misses,
-        1,
-        "only the window that measured the peek: {stats:?}"
+        3,
+        "the measuring window and two probes: {stats:?}"
     );
+    assert_eq!(stats.poll_refusals, 7, "{stats:?}");
 }
 
 #[test]

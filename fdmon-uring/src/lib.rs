@@ -18,8 +18,9 @@
 //! then busy-poll handlers that have no `poll` callback by watching the
 //! ring, and skip zero-timeout waits that would find nothing. While re-arms
 //! (or other requests) have not reached the kernel yet, `pending` answers
-//! [`Pending::Unknown`] instead, and the core hands them over with a
-//! zero-timeout wait before it trusts the ring again.
+//! [`Pending::Submit`] instead, in every mode, and the core hands them over
+//! with a zero-timeout wait before it trusts the ring again (or, in the
+//! modes that cannot show readiness, before it measures what a peek costs).
 //!
 //! ```
 //! use aio_core::{AioContext, EventNotifier, FdHandler};
@@ -238,12 +239,13 @@ impl FdMonitor for UringMonitor {
         self.wait_inner(events, timeout)
     }
 
-    /// What the rings show (see [`TaskRun`]): `Yes` if completions wait,
-    /// `Submit` while requests that the kernel has not seen are queued (the
-    /// re-arms of the last completions, adds, removes: the readiness of an
-    /// fd whose poll has not reached the kernel is not known, and the core
-    /// hands them over with a zero-timeout wait), else `No`; `Unknown` in
-    /// the modes whose ring cannot show readiness.
+    /// What the rings show (see [`TaskRun`]): `Yes` if completions wait
+    /// (in the modes that can show them); `Submit` while requests that the
+    /// kernel has not seen are queued (the re-arms of the last completions,
+    /// adds, removes: the readiness of an fd whose poll has not reached the
+    /// kernel is not known, and the core hands them over with a
+    /// zero-timeout wait); else `No`, or `Unknown` in the modes whose ring
+    /// cannot show readiness.
     fn pending(&mut self) -> Pending {
         self.ring.pending(self.registrations.has_queued())
     }

@@ -330,24 +330,25 @@ impl Ring {
 
     /// What the ring shows without a system call: in the modes that show
     /// readiness, `Yes` if completions (or overflowed completions, or task
-    /// work that posts them) wait, `Submit` if only requests the kernel has
-    /// not seen do, else `No`; in the others `Unknown`, always (a completion
-    /// can appear there only when the thread enters the kernel, so the ring
-    /// alone never settles the question).
+    /// work that posts them) wait; in every mode `Submit` if requests the
+    /// kernel has not seen are queued; else `No` in the modes that show
+    /// readiness and `Unknown` in the others (a completion can appear there
+    /// only when the thread enters the kernel, so the ring alone never
+    /// settles the question).
     pub(crate) fn pending(&mut self, queued: bool) -> Pending {
-        if !self.task_run.shows_readiness() {
-            return Pending::Unknown;
-        }
-        if !self.uring.completion().is_empty() {
+        let shows = self.task_run.shows_readiness();
+        if shows && !self.uring.completion().is_empty() {
             return Pending::Yes;
         }
         let sq = self.uring.submission();
-        if sq.cq_overflow() || (self.task_run.flagged() && sq.taskrun()) {
+        if shows && (sq.cq_overflow() || (self.task_run.flagged() && sq.taskrun())) {
             Pending::Yes
         } else if queued || !sq.is_empty() {
             Pending::Submit
-        } else {
+        } else if shows {
             Pending::No
+        } else {
+            Pending::Unknown
         }
     }
 }

@@ -12,7 +12,8 @@ use fdmon_uring::TaskRun;
 #[test]
 fn one_enter_per_iteration() {
     for mode in TaskRun::ALL {
-        let (ctx, enters) = common::counted_context(mode);
+        let (ctx, monitor) = common::shared_context(mode);
+        let enters = || monitor.borrow().enters();
         let idle: Vec<EventNotifier> = (0..8).map(|_| EventNotifier::new().unwrap()).collect();
         for n in &idle {
             ctx.set_fd_handler(n, Some(FdHandler::new().on_read(|_| {})))
@@ -32,27 +33,27 @@ fn one_enter_per_iteration() {
                 active.set().unwrap();
                 assert!(ctx.poll(blocking).unwrap());
             }
-            let before = enters.get();
+            let before = enters();
             for _ in 0..100 {
                 active.set().unwrap();
                 assert!(ctx.poll(blocking).unwrap());
             }
             assert_eq!(
-                enters.get() - before,
+                enters() - before,
                 100,
                 "{mode:?}: poll({blocking}) entered the kernel once per iteration"
             );
         }
         // Registration changes cost no entry of their own.
-        let before = enters.get();
+        let before = enters();
         for n in &idle {
             ctx.set_fd_handler(n, None).unwrap();
         }
-        assert_eq!(enters.get(), before, "{mode:?}");
+        assert_eq!(enters(), before, "{mode:?}");
         active.set().unwrap();
         assert!(ctx.poll(true).unwrap());
         assert_eq!(
-            enters.get(),
+            enters(),
             before + 1,
             "{mode:?}: removals went with the wait"
         );

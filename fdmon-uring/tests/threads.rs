@@ -43,7 +43,9 @@ fn a_bound_ring_refuses_another_thread() {
         let result = std::thread::spawn(move || {
             let mut events = Vec::new();
             n.set().unwrap();
-            m.wait(&mut events, Some(Duration::from_millis(1)))
+            // A long timeout: the wait returns as soon as the event is in
+            // (under a sanitizer on a loaded machine that took over 1 ms).
+            m.wait(&mut events, Some(Duration::from_secs(20)))
                 .map(|()| events.len())
         })
         .join()

@@ -22,6 +22,7 @@ mod sleep;
 mod steady_state;
 pub mod suite;
 mod timing;
+mod watchdog;
 
 pub use alloc::{
     COUNTED_RUNS, CountingAlloc, WARM_UP_RUNS, allocations_in, allocations_in_runs, live_growth_in,
@@ -35,6 +36,7 @@ pub use steady_state::{assert_busy_polling_does_not_allocate, assert_iterations_
 pub use timing::{
     TIMING_TRIALS, assert_short_timers_fire_after_one_wait, assert_short_waits_are_precise,
 };
+pub use watchdog::Watchdog;
 
 /// The token of the handler registered for `fd`, for tests that inject
 /// events by hand.

@@ -1,16 +1,16 @@
 //! Helpers shared by the integration tests: monitors and contexts in each
-//! task-running mode, and a monitor wrapper that counts kernel entries.
+//! task-running mode, and a context whose monitor the test shares.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use aio_core::{AioContext, FdMonitor, Pending, ReadyEvent, Registration};
+use aio_core::{AioContext, ContextBuilder, FdMonitor, Pending, ReadyEvent, Registration};
 use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
 
 /// A monitor in `mode`.
@@ -24,25 +24,32 @@ pub fn context(mode: TaskRun) -> AioContext {
     AioContext::with_monitor(Box::new(monitor(mode))).unwrap()
 }
 
-/// A context on a monitor in `mode` whose kernel entries are counted into
-/// the returned cell after every monitor call.
-pub fn counted_context(mode: TaskRun) -> (AioContext, Rc<Cell<u64>>) {
-    let enters = Rc::new(Cell::new(0));
-    let monitor = Counted {
-        inner: monitor(mode),
-        enters: Rc::clone(&enters),
-    };
-    (AioContext::with_monitor(Box::new(monitor)).unwrap(), enters)
+/// A context on a monitor in `mode` that the test shares: it can read the
+/// monitor's kernel entries, or ask what it shows, between the context's
+/// calls (from a callback, too: the context does not hold the monitor
+/// while callbacks run).
+pub fn shared_context(mode: TaskRun) -> (AioContext, Rc<RefCell<UringMonitor>>) {
+    shared_context_with(mode, ContextBuilder::new)
 }
 
-struct Counted {
-    inner: UringMonitor,
-    enters: Rc<Cell<u64>>,
+/// [`shared_context`], with the context built by `build` from a builder on
+/// the shared monitor.
+pub fn shared_context_with(
+    mode: TaskRun,
+    build: impl FnOnce(Box<dyn FdMonitor>) -> ContextBuilder,
+) -> (AioContext, Rc<RefCell<UringMonitor>>) {
+    let monitor = Rc::new(RefCell::new(monitor(mode)));
+    let ctx = build(Box::new(Shared(Rc::clone(&monitor))))
+        .build()
+        .unwrap();
+    (ctx, monitor)
 }
 
-impl FdMonitor for Counted {
+struct Shared(Rc<RefCell<UringMonitor>>);
+
+impl FdMonitor for Shared {
     fn name(&self) -> &'static str {
-        self.inner.name()
+        self.0.borrow().name()
     }
 
     fn update(
@@ -51,19 +58,15 @@ impl FdMonitor for Counted {
         old: Option<Registration>,
         new: Option<Registration>,
     ) -> io::Result<()> {
-        let result = self.inner.update(fd, old, new);
-        self.enters.set(self.inner.enters());
-        result
+        self.0.borrow_mut().update(fd, old, new)
     }
 
     fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        let result = self.inner.wait(events, timeout);
-        self.enters.set(self.inner.enters());
-        result
+        self.0.borrow_mut().wait(events, timeout)
     }
 
     fn pending(&mut self) -> Pending {
-        self.inner.pending()
+        self.0.borrow_mut().pending()
     }
 }
 

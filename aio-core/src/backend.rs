@@ -31,6 +31,10 @@ pub struct PlannedUpgrade {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Selection {
+    /// Given by the program that built the context
+    /// ([`ContextBuilder::new`](crate::ContextBuilder::new),
+    /// [`AioContext::with_monitor`](crate::AioContext::with_monitor)).
+    Given,
     /// The best monitor available, picked by default.
     Chosen,
     /// Forced by the user; `by` says how (`"builder"`, `"AIO_BACKEND"`).
@@ -43,6 +47,8 @@ pub enum Selection {
     Moved {
         /// The monitor it ran on before.
         from: &'static str,
+        /// Why, as the caller said.
+        why: String,
     },
     /// The context fell back to this monitor when the one it ran on failed.
     FellBack {
@@ -70,6 +76,16 @@ pub struct Skipped {
 }
 
 impl BackendInfo {
+    /// A monitor given by the program that built the context.
+    pub fn given(name: &'static str) -> BackendInfo {
+        BackendInfo {
+            name,
+            selection: Selection::Given,
+            skipped: Vec::new(),
+            upgrade: None,
+        }
+    }
+
     /// A monitor picked as the best available.
     pub fn chosen(name: &'static str) -> BackendInfo {
         BackendInfo {
@@ -103,9 +119,9 @@ impl BackendInfo {
         });
     }
 
-    pub(crate) fn moved_to(&mut self, name: &'static str, from: &'static str) {
+    pub(crate) fn moved_to(&mut self, name: &'static str, from: &'static str, why: String) {
         self.name = name;
-        self.selection = Selection::Moved { from };
+        self.selection = Selection::Moved { from, why };
     }
 
     pub(crate) fn fell_back(
@@ -132,9 +148,10 @@ impl fmt::Display for BackendInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.name)?;
         match &self.selection {
+            Selection::Given => write!(f, " (given by the program)")?,
             Selection::Chosen => write!(f, " (best available)")?,
             Selection::Forced { by } => write!(f, " (forced by {by})")?,
-            Selection::Moved { from } => write!(f, " (moved from {from})")?,
+            Selection::Moved { from, why } => write!(f, " (moved from {from}: {why})")?,
             Selection::FellBack { from, error } => write!(f, " (fell back from {from}: {error})")?,
             Selection::Upgraded { from, at_handlers } => {
                 write!(f, " (upgraded from {from} at {at_handlers} handlers)")?;

@@ -249,6 +249,10 @@ impl RemoteBh {
     /// [`Gone`] if the bottom half or its context has been dropped.
     pub fn schedule(&self) -> Result<(), Gone> {
         let shared = self.shared.as_ref().ok_or(Gone::Context)?;
+        // A dropped context deletes its bottom halves: say which went first.
+        if shared.is_closed() {
+            return Err(Gone::Context);
+        }
         match self.state.schedule(false) {
             None => Err(Gone::BottomHalf),
             Some(true) => shared.push(RemoteJob::Bh(self.key)),

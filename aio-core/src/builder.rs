@@ -95,7 +95,7 @@ impl ContextBuilder {
     }
 
     /// Sets the report of which backend runs the context and why (default:
-    /// the monitor's name, chosen by the caller).
+    /// the monitor's name, [given by the program](crate::Selection::Given)).
     pub fn backend_info(mut self, info: BackendInfo) -> ContextBuilder {
         self.backend = Some(info);
         self
@@ -146,7 +146,7 @@ impl ContextBuilder {
         };
         let mut backend = self
             .backend
-            .unwrap_or_else(|| BackendInfo::chosen(self.monitor.name()));
+            .unwrap_or_else(|| BackendInfo::given(self.monitor.name()));
         backend.upgrade = self.upgrade.as_ref().map(Upgrade::planned);
         let ctx = AioContext {
             inner: Rc::new(Inner {

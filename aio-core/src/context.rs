@@ -162,7 +162,8 @@ impl AioContext {
         }
     }
 
-    /// Moves every registration to `monitor` and runs on it from now on.
+    /// Moves every registration to `monitor` and runs on it from now on;
+    /// `why` goes into the [backend report](AioContext::backend).
     /// Readiness that was pending is reported again by the new monitor
     /// (monitors are level-triggered).
     ///
@@ -170,7 +171,20 @@ impl AioContext {
     ///
     /// `ResourceBusy` when called from inside `poll` (a callback); any error
     /// of the new monitor, in which case the context stays on the old one.
-    pub fn set_monitor(&self, monitor: Box<dyn FdMonitor>) -> io::Result<()> {
+    ///
+    /// ```
+    /// use aio_core::{AioContext, Selection, testing::SleepMonitor};
+    ///
+    /// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+    /// ctx.set_monitor(Box::new(SleepMonitor::new()), "a test")?;
+    /// assert_eq!(ctx.backend().to_string(), "sleep (moved from sleep: a test)");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_monitor(
+        &self,
+        monitor: Box<dyn FdMonitor>,
+        why: impl Into<String>,
+    ) -> io::Result<()> {
         if self.inner.depth.get() > 0 {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
@@ -180,7 +194,10 @@ impl AioContext {
         let from = self.inner.monitor.borrow().name();
         self.move_registrations(monitor)?;
         let to = self.inner.monitor.borrow().name();
-        self.inner.backend.borrow_mut().moved_to(to, from);
+        self.inner
+            .backend
+            .borrow_mut()
+            .moved_to(to, from, why.into());
         Ok(())
     }
 

@@ -73,11 +73,35 @@ fn everything_is_dropped_once_and_nothing_runs() {
     );
     assert_eq!(remote.schedule(|_| {}), Err(Gone::Context));
     assert!(remote.is_closed());
-    assert_eq!(remote_bh.schedule(), Err(Gone::BottomHalf));
+    assert_eq!(
+        remote_bh.schedule(),
+        Err(Gone::Context),
+        "the bottom half's handle is alive: the context is what is gone"
+    );
     // Handles that outlive the context are inert.
     bh.schedule();
     timer.arm_in(Duration::ZERO);
     assert!(!timer.is_armed());
     drop((bh, timer));
     assert_eq!(drops.get(), 4, "and dropped only once");
+}
+
+/// A `RemoteBh` scheduled after its context was dropped, with its
+/// `BottomHalf` handle still alive, says that the context is gone (it used
+/// to say the bottom half had been deleted); once the handle is dropped
+/// too, the context is still what went first.
+#[test]
+fn a_remote_bh_of_a_dropped_context_says_the_context_is_gone() {
+    let f = Harness::sim().fixture();
+    let bh = f.ctx.bh(|_| {});
+    let remote_bh = bh.remote();
+    assert_eq!(remote_bh.schedule(), Ok(()));
+    drop(f);
+    assert_eq!(remote_bh.schedule(), Err(Gone::Context));
+    assert_eq!(
+        remote_bh.schedule().unwrap_err().to_string(),
+        "the AioContext has been dropped"
+    );
+    drop(bh);
+    assert_eq!(remote_bh.schedule(), Err(Gone::Context));
 }

@@ -25,8 +25,16 @@ fn pending_readiness_survives_the_move() {
         )
         .unwrap();
     ev.set();
-    f.ctx.set_monitor(Box::new(world.monitor())).unwrap();
-    assert_eq!(f.ctx.backend().selection, Selection::Moved { from: "sim" });
+    f.ctx
+        .set_monitor(Box::new(world.monitor()), "a test")
+        .unwrap();
+    assert_eq!(
+        f.ctx.backend().selection,
+        Selection::Moved {
+            from: "sim",
+            why: "a test".into()
+        }
+    );
     assert!(
         f.ctx.poll(false).unwrap(),
         "the readiness pending before the move is seen after it"
@@ -80,7 +88,7 @@ fn refused_move_keeps_the_old_monitor() {
             })),
         )
         .unwrap();
-    let err = f.ctx.set_monitor(Box::new(Refusing)).unwrap_err();
+    let err = f.ctx.set_monitor(Box::new(Refusing), "a test").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
     assert_eq!(f.ctx.backend().name, "sim");
     ev.set();
@@ -95,7 +103,10 @@ fn no_move_inside_poll() {
     let result = Rc::new(std::cell::RefCell::new(None));
     let (w, res) = (Rc::clone(&world), Rc::clone(&result));
     f.ctx.schedule_oneshot(move |ctx| {
-        *res.borrow_mut() = Some(ctx.set_monitor(Box::new(w.monitor())).map_err(|e| e.kind()));
+        *res.borrow_mut() = Some(
+            ctx.set_monitor(Box::new(w.monitor()), "a test")
+                .map_err(|e| e.kind()),
+        );
     });
     f.ctx.poll(false).unwrap();
     assert_eq!(*result.borrow(), Some(Err(io::ErrorKind::ResourceBusy)));

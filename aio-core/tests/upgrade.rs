@@ -77,7 +77,7 @@ fn pending_readiness_survives_the_upgrade() {
         .unwrap();
     assert_eq!(
         ctx.backend().selection,
-        Selection::Chosen,
+        Selection::Given,
         "no move outside poll"
     );
     let planned = PlannedUpgrade {
@@ -87,7 +87,7 @@ fn pending_readiness_survives_the_upgrade() {
     assert_eq!(ctx.backend().upgrade, Some(planned));
     assert_eq!(
         ctx.backend().to_string(),
-        "sim (best available), moving to sim-upgraded at 4 handlers"
+        "sim (given by the program), moving to sim-upgraded at 4 handlers"
     );
     assert!(ctx.poll(false).unwrap());
     assert_eq!(opened.get(), 1);
@@ -223,7 +223,7 @@ fn failed_upgrade_is_reported_and_not_retried() {
         "the context kept working on its first monitor"
     );
     let info = ctx.backend();
-    assert_eq!((info.name, info.selection), ("sim", Selection::Chosen));
+    assert_eq!((info.name, info.selection), ("sim", Selection::Given));
     assert_eq!(info.skipped.len(), 1);
     assert_eq!(info.upgrade, None, "given up");
     assert_eq!(info.upgrade, None, "given up");

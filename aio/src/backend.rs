@@ -79,21 +79,25 @@ impl Backend {
 /// If no monitor that can be watched could be set up and take the
 /// registrations; called from a callback (`ResourceBusy`).
 pub fn make_watchable(ctx: &AioContext) -> io::Result<()> {
-    match ctx.loop_fd() {
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+    let refusal = match ctx.loop_fd() {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => e,
         other => return other.map(drop),
-    }
+    };
     #[cfg(feature = "io-uring")]
     {
         use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
-        let options = UringOptions::default().task_run(TaskRun::CooperativeFlag);
-        if let Ok(monitor) = UringMonitor::with_options(options)
-            && ctx.set_monitor(Box::new(monitor)).is_ok()
+        let mode = TaskRun::CooperativeFlag;
+        let why = format!(
+            "to be watched by another event loop ({refusal}); now in task-running mode {mode:?}"
+        );
+        if let Ok(monitor) = UringMonitor::with_options(UringOptions::default().task_run(mode))
+            && ctx.set_monitor(Box::new(monitor), why).is_ok()
         {
             return Ok(());
         }
     }
-    ctx.set_monitor(Backend::Epoll.open()?)
+    let why = format!("to be watched by another event loop ({refusal})");
+    ctx.set_monitor(Backend::Epoll.open()?, why)
 }
 
 /// Says why a backend's setup failed, by cause: no kernel support

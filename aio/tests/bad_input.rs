@@ -404,7 +404,7 @@ fn context_dropped_with_everything_registered(kind: Kind) {
         "the context closed a user's fd"
     );
     assert_eq!(remote.schedule(|_| {}), Err(Gone::Context));
-    assert_eq!(remote_bh.schedule(), Err(Gone::BottomHalf));
+    assert_eq!(remote_bh.schedule(), Err(Gone::Context));
     remote.notify();
     drop((bhs, timers));
     assert_eq!(drops.get(), 10, "and only once");

@@ -89,6 +89,11 @@ fn serves_beside_a_tokio_task(backend: Backend) {
         (3, 3, 1, 1),
         "{backend}"
     );
+    let report = ctx.backend().to_string();
+    assert!(
+        !report.contains("moved") || report.contains("to be watched by another event loop"),
+        "{backend}: a move under tokio says why: {report}"
+    );
     let stats = ctx.stats();
     assert_eq!(
         stats.poll_hits + stats.poll_misses,

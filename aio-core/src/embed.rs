@@ -120,7 +120,7 @@ impl AioContext {
     pub fn dispatch(&self) -> io::Result<bool> {
         self.refuse_inside_poll("dispatch")?;
         let inner = &self.inner;
-        let _level = crate::iteration::Level::enter(self);
+        let _level = crate::iteration::Level::enter(self)?;
         let iteration = inner.iteration.get() + 1;
         inner.iteration.set(iteration);
         let ready = std::mem::take(&mut *inner.outer_ready.borrow_mut());

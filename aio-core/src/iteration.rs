@@ -10,6 +10,18 @@ use crate::monitor::{Pending, ReadyEvent};
 use crate::polling::as_duration;
 use crate::stats::Counters;
 
+/// How deep [`AioContext::poll`] may nest: a `poll` called from a callback
+/// this many levels down returns an error instead of recursing.
+///
+/// The loop's own frames take about 1.3 KiB of stack per level in a debug
+/// build and 0.6 KiB in a release build (measured with a read callback that
+/// nests, on every monitor), so 256 levels cost at most about 350 KiB: safe
+/// on a 2 MiB thread stack (the default for spawned threads), with room for
+/// the callbacks' own frames. Real programs nest a few levels (waiting for
+/// one request inside a callback); a deeper nest is a runaway recursion,
+/// which a clear error serves better than a stack overflow.
+pub const MAX_NESTING: u32 = 256;
+
 /// The longest a loop that never blocks goes without asking the kernel which
 /// fds are ready, when the `poll` callbacks cover every fd.
 const FD_CHECK_INTERVAL_NS: u64 = 50_000;
@@ -27,18 +39,19 @@ impl AioContext {
     /// A callback may call `poll` again (a nested iteration): the handler
     /// whose callback is running is not called again until it returns, and
     /// removed handlers are freed by the outermost call, after its dispatch
-    /// phase and again as it returns. A panic
+    /// phase and again as it returns. Nesting is limited to [`MAX_NESTING`]
+    /// levels. A panic
     /// in a callback unwinds out of `poll`, and the context stays usable.
     ///
     /// # Errors
     ///
     /// The monitor's error, if its wait failed; nothing has been dispatched
-    /// then. Monitors retry `EINTR` themselves. A monitor that fails for good
+    /// then. An error of kind `Other` if called [`MAX_NESTING`] levels deep. Monitors retry `EINTR` themselves. A monitor that fails for good
     /// is replaced by the context's planned fallback, if it has one
     /// ([`ContextBuilder::fallback`](crate::ContextBuilder::fallback)).
     pub fn poll(&self, blocking: bool) -> io::Result<bool> {
         let inner = &*self.inner;
-        let _level = Level::enter(self);
+        let _level = Level::enter(self)?;
         if inner.depth.get() == 1 {
             self.upgrade_if_due();
         }
@@ -186,9 +199,16 @@ pub(crate) struct Level<'a> {
 }
 
 impl<'a> Level<'a> {
-    pub(crate) fn enter(ctx: &'a AioContext) -> Level<'a> {
-        ctx.inner.depth.set(ctx.inner.depth.get() + 1);
-        Level { ctx }
+    /// Enters one level deeper; refused at [`MAX_NESTING`] levels.
+    pub(crate) fn enter(ctx: &'a AioContext) -> io::Result<Level<'a>> {
+        let depth = ctx.inner.depth.get();
+        if depth >= MAX_NESTING {
+            return Err(io::Error::other(format!(
+                "poll nested {depth} levels deep, the limit (aio_core::MAX_NESTING)"
+            )));
+        }
+        ctx.inner.depth.set(depth + 1);
+        Ok(Level { ctx })
     }
 }
 

@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             handlers::handler_removes_other_ready_handler,
             handlers::handler_replaces_itself,
             handlers::nested_poll_from_callback,
+            handlers::poll_nested_past_the_limit_is_refused,
             handlers::stale_event_never_reaches_new_handler,
             handlers::external_handlers_held_back_while_disabled,
             handlers::disabled_external_fd_does_not_spin,

@@ -114,6 +114,53 @@ pub fn handler_replaces_itself(h: &Harness) {
     f.ctx.set_fd_handler(&*ev, None).unwrap();
 }
 
+/// `poll` called [`MAX_NESTING`](crate::MAX_NESTING) levels deep returns an
+/// error instead of recursing, and the levels above it, and the context
+/// afterwards, go on as usual.
+pub fn poll_nested_past_the_limit_is_refused(h: &Harness) {
+    let f = h.fixture();
+    let deepest = Rc::new(Cell::new(0));
+    let refusal = Rc::new(RefCell::new(None));
+    nest(&f.ctx, 1, &deepest, &refusal);
+    f.poll(false).unwrap();
+    assert_eq!(
+        deepest.get(),
+        crate::MAX_NESTING,
+        "every level up to the limit ran"
+    );
+    let e = refusal
+        .borrow_mut()
+        .take()
+        .expect("the poll past the limit was refused");
+    assert!(e.to_string().contains("MAX_NESTING"), "{e}");
+    let runs = Count::new();
+    let r = runs.clone();
+    f.ctx.schedule_oneshot(move |_| r.hit());
+    f.poll(false).unwrap();
+    assert_eq!(runs.get(), 1, "the context still works");
+}
+
+/// Schedules a job that, at nesting level `level`, schedules the next one and
+/// runs it in a nested `poll`, until a `poll` is refused.
+fn nest(
+    ctx: &crate::AioContext,
+    level: u32,
+    deepest: &Rc<Cell<u32>>,
+    refusal: &Rc<RefCell<Option<std::io::Error>>>,
+) {
+    let (deepest, refusal) = (Rc::clone(deepest), Rc::clone(refusal));
+    ctx.schedule_oneshot(move |ctx| {
+        if refusal.borrow().is_some() {
+            return;
+        }
+        deepest.set(level);
+        nest(ctx, level + 1, &deepest, &refusal);
+        if let Err(e) = ctx.poll(false) {
+            *refusal.borrow_mut() = Some(e);
+        }
+    });
+}
+
 /// A callback calls `poll` recursively: other ready handlers run in the
 /// nested call, the running one is not re-entered, and a handler removed
 /// in the nested call is dropped only when the outermost `poll` returns.

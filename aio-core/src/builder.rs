@@ -170,6 +170,7 @@ impl ContextBuilder {
                 backend: RefCell::new(backend),
                 upgrade: RefCell::new(self.upgrade),
                 fallback: RefCell::new(self.fallback),
+                readiness: Cell::new(crate::Readiness::EMPTY),
                 outer_ready: RefCell::default(),
                 outer_announced: Cell::new(false),
             }),

@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::fd::{FdSource, check_open};
 use crate::handler::{FdHandler, Node};
 use crate::migration::{Fallback, Upgrade};
-use crate::monitor::{FdMonitor, ReadyEvent};
+use crate::monitor::{FdMonitor, Interest, Readiness, ReadyEvent};
 use crate::peek::PeekGate;
 use crate::polling::PollParams;
 use crate::registry::Registry;
@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     pub(crate) outer_announced: Cell<bool>,
     /// Where to move if the monitor fails, until it is used.
     pub(crate) fallback: RefCell<Option<Fallback>>,
+    /// What the running read or write callback was called for.
+    pub(crate) readiness: Cell<Readiness>,
 }
 
 impl AioContext {
@@ -162,6 +164,81 @@ impl AioContext {
         }
     }
 
+    /// Turns watching for readability or writability of `fd` on or off,
+    /// keeping its handler's callbacks and polling state: one monitor
+    /// update, no allocation. A server turns write interest on while a reply
+    /// is queued and off when it drains. `interest` may name only the
+    /// directions that the handler has callbacks for; [`Interest::NONE`]
+    /// stops watching the fd (its `poll` callback, if any, still runs).
+    /// Readiness that the monitor saw for the old interest is not
+    /// delivered; what is still ready is reported again, under the new
+    /// interest.
+    ///
+    /// May be called from any callback, the fd's own included.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` has no handler; `InvalidInput` if `interest` asks
+    /// for a direction without a callback, or for the context's own
+    /// notifier; whatever the monitor refuses, in which case nothing
+    /// changes.
+    ///
+    /// ```
+    /// use aio_core::{AioContext, EventNotifier, FdHandler, Interest, testing::SleepMonitor};
+    ///
+    /// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+    /// let n = EventNotifier::new()?;
+    /// let handler = FdHandler::new().on_read(|_| {}).on_write(|_| {});
+    /// ctx.set_fd_handler(&n, Some(handler))?;
+    /// ctx.set_fd_interest(&n, Interest::READABLE)?; // nothing to send
+    /// ctx.set_fd_interest(&n, Interest::BOTH)?; // a reply is queued
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_fd_interest(&self, fd: impl FdSource, interest: Interest) -> io::Result<()> {
+        let fd = fd.raw_fd();
+        let inner = &self.inner;
+        let node = inner.registry.borrow().by_fd(fd).cloned();
+        let node = match node {
+            Some(node) if node.owner == crate::handler::Owner::Context => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("fd {fd} is the context's own notifier"),
+                ));
+            }
+            Some(node) => node,
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("fd {fd} has no handler"),
+                ));
+            }
+        };
+        if interest.with(node.served()) != node.served() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "fd {fd}'s handler cannot serve {interest:?}: it has callbacks for {:?}",
+                    node.served()
+                ),
+            ));
+        }
+        if interest == node.interest() {
+            return Ok(());
+        }
+        let mut registry = inner.registry.borrow_mut();
+        let token = registry.reserve_token(&node);
+        let old = registry.registration(&node);
+        let new = registry.registration_as(&node, interest, token);
+        if (old.is_some() || new.is_some())
+            && let Err(e) = inner.monitor.borrow_mut().update(fd, old, new)
+        {
+            registry.release(token);
+            return Err(e);
+        }
+        registry.rekey(&node, interest, token);
+        Ok(())
+    }
+
     /// Moves every registration to `monitor` and runs on it from now on;
     /// `why` goes into the [backend report](AioContext::backend).
     /// Readiness that was pending is reported again by the new monitor
@@ -222,6 +299,31 @@ impl AioContext {
         self.inner.monitor.replace(monitor);
         Counters::bump(&self.inner.counters.monitor_moves);
         Ok(())
+    }
+
+    /// What the monitor saw on the fd whose read or write callback is
+    /// running: a read callback runs for [`READABLE`](Readiness::READABLE),
+    /// [`HANGUP`](Readiness::HANGUP) or [`ERROR`](Readiness::ERROR), a write
+    /// callback for `WRITABLE` or `ERROR`, and this says which, so that a
+    /// handler can tell a peer's hang-up from data without a read.
+    /// [`Readiness::EMPTY`] outside read and write callbacks (in `poll_ready`,
+    /// bottom halves and timers).
+    ///
+    /// ```
+    /// use aio_core::{AioContext, EventNotifier, FdHandler, Readiness, testing::SleepMonitor};
+    ///
+    /// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+    /// let n = EventNotifier::new()?;
+    /// ctx.set_fd_handler(&n, Some(FdHandler::new().on_read(|ctx| {
+    ///     if ctx.readiness().contains(Readiness::HANGUP) {
+    ///         // the peer is gone: remove the handler, close the fd
+    ///     }
+    /// })))?;
+    /// assert_eq!(ctx.readiness(), Readiness::EMPTY);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn readiness(&self) -> Readiness {
+        self.inner.readiness.get()
     }
 
     /// Which monitor the context runs on, and why.

@@ -57,18 +57,42 @@ fn claim(node: &Node, readiness: Readiness, iteration: u64) -> bool {
     true
 }
 
-/// Runs the callbacks that `readiness` calls for. A callback may remove its
-/// own handler: the others are then not run.
+/// Runs the callbacks that `readiness` calls for, in the directions the
+/// handler watches now (hang-up and error come whatever it asked for). A
+/// callback may remove its own handler or turn a direction off: the other
+/// is then not run.
 fn run(ctx: &AioContext, node: &Rc<Node>, readiness: Readiness) -> bool {
     if readiness.contains(Readiness::POLL_READY) {
         return node.run_poll_ready(ctx);
     }
+    let _seen = Seen::enter(ctx, readiness);
     let mut ran = false;
-    if readiness.wants_read() && !node.deleted.get() {
+    if readiness.wants_read() && node.interest().is_readable() && !node.deleted.get() {
         ran |= node.run_read(ctx);
     }
-    if readiness.wants_write() && !node.deleted.get() {
+    if readiness.wants_write() && node.interest().is_writable() && !node.deleted.get() {
         ran |= node.run_write(ctx);
     }
     ran
+}
+
+/// The readiness that the running read or write callback was called for,
+/// as [`AioContext::readiness`] shows it; the outer callback's comes back
+/// when a nested one ends, also when it panics.
+struct Seen<'a> {
+    ctx: &'a AioContext,
+    outer: Readiness,
+}
+
+impl<'a> Seen<'a> {
+    fn enter(ctx: &'a AioContext, readiness: Readiness) -> Seen<'a> {
+        let outer = ctx.inner.readiness.replace(readiness);
+        Seen { ctx, outer }
+    }
+}
+
+impl Drop for Seen<'_> {
+    fn drop(&mut self) {
+        self.ctx.inner.readiness.set(self.outer);
+    }
 }

@@ -144,9 +144,11 @@ pub(crate) enum Owner {
 /// A registered handler.
 pub(crate) struct Node {
     pub(crate) fd: RawFd,
-    pub(crate) token: Token,
+    /// Changes with the interest: a monitor may still deliver readiness
+    /// for the old registration, which must not resolve any more.
+    token: Cell<Token>,
     pub(crate) owner: Owner,
-    pub(crate) interest: Interest,
+    interest: Cell<Interest>,
     read: Option<RefCell<Callback>>,
     write: Option<RefCell<Callback>>,
     poll: Option<PollHooks>,
@@ -190,11 +192,11 @@ impl Node {
         });
         Node {
             fd,
-            token,
+            token: Cell::new(token),
             owner: Owner::User {
                 external: handler.external,
             },
-            interest,
+            interest: Cell::new(interest),
             read: handler.read.map(RefCell::new),
             write: handler.write.map(RefCell::new),
             poll,
@@ -209,7 +211,7 @@ impl Node {
     pub(crate) fn context_notifier(fd: RawFd, token: Token, drain: Callback) -> Node {
         let mut node = Node::new(fd, token, FdHandler::new());
         node.owner = Owner::Context;
-        node.interest = Interest::READABLE;
+        node.interest.set(Interest::READABLE);
         node.read = Some(RefCell::new(drain));
         node
     }
@@ -217,10 +219,38 @@ impl Node {
     /// What the monitor must watch for this node, external handlers'
     /// holding back aside.
     pub(crate) fn registration(&self) -> Option<Registration> {
-        (!self.interest.is_empty()).then_some(Registration {
-            token: self.token,
-            interest: self.interest,
+        let interest = self.interest.get();
+        (!interest.is_empty()).then_some(Registration {
+            token: self.token.get(),
+            interest,
         })
+    }
+
+    /// The token that the node's readiness comes with.
+    pub(crate) fn token(&self) -> Token {
+        self.token.get()
+    }
+
+    pub(crate) fn interest(&self) -> Interest {
+        self.interest.get()
+    }
+
+    /// Watches for `interest` from now on, under a new token.
+    pub(crate) fn set_interest(&self, interest: Interest, token: Token) {
+        self.interest.set(interest);
+        self.token.set(token);
+    }
+
+    /// The directions that have a callback, which an interest may ask for.
+    pub(crate) fn served(&self) -> Interest {
+        let mut served = Interest::NONE;
+        if self.read.is_some() {
+            served = served.with(Interest::READABLE);
+        }
+        if self.write.is_some() {
+            served = served.with(Interest::WRITABLE);
+        }
+        served
     }
 
     pub(crate) fn is_external(&self) -> bool {

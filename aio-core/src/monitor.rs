@@ -5,6 +5,7 @@
 //! is three operations: apply a registration change, wait into a ready list,
 //! and say what it can see without a system call.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
@@ -19,8 +20,19 @@ use std::time::Duration;
 pub struct Token(pub u64);
 
 /// What a registration asks the monitor to watch for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Interest(u8);
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.is_readable(), self.is_writable()) {
+            (false, false) => "NONE",
+            (true, false) => "READABLE",
+            (false, true) => "WRITABLE",
+            (true, true) => "BOTH",
+        })
+    }
+}
 
 impl Interest {
     /// Nothing: the fd is registered with the core but not watched.

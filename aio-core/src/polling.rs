@@ -393,7 +393,7 @@ impl AioContext {
 
 fn push_poll_ready(ready: &mut Vec<ReadyEvent>, node: &Node) {
     ready.push(ReadyEvent {
-        token: node.token,
+        token: node.token(),
         readiness: Readiness::POLL_READY,
     });
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 
 use crate::handler::Node;
-use crate::monitor::{Registration, Token};
+use crate::monitor::{Interest, Registration, Token};
 
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -54,15 +54,49 @@ impl Registry {
     /// the fd had before, now marked deleted.
     pub(crate) fn commit(&mut self, node: &Rc<Node>) -> Option<Rc<Node>> {
         let old = self.remove(node.fd);
-        self.by_fd.insert(node.fd, key_of(node.token));
+        self.by_fd.insert(node.fd, key_of(node.token()));
         self.count(node, 1);
         old
     }
 
     /// Forgets a reserved node that the monitor refused.
     pub(crate) fn abandon(&mut self, node: &Rc<Node>) {
-        self.nodes.remove(key_of(node.token));
+        self.nodes.remove(key_of(node.token()));
         node.deleted.set(true);
+    }
+
+    /// A second token for a registered node, for a change of interest that
+    /// the monitor has yet to accept; [`rekey`](Self::rekey) moves the
+    /// node to it, or [`release`](Self::release) gives it back. A slot map
+    /// reuses freed slots, so this does not allocate in a steady state.
+    pub(crate) fn reserve_token(&mut self, node: &Rc<Node>) -> Token {
+        Token(self.nodes.insert(Rc::clone(node)).data().as_ffi())
+    }
+
+    pub(crate) fn release(&mut self, token: Token) {
+        self.nodes.remove(key_of(token));
+    }
+
+    /// What the monitor would hold for `node` watching for `interest` under
+    /// `token`.
+    pub(crate) fn registration_as(
+        &self,
+        node: &Node,
+        interest: Interest,
+        token: Token,
+    ) -> Option<Registration> {
+        let held_back = node.is_external() && self.external_disabled > 0;
+        (!interest.is_empty() && !held_back).then_some(Registration { token, interest })
+    }
+
+    /// Moves `node` to `interest` and the reserved `token`; its old token
+    /// stops resolving.
+    pub(crate) fn rekey(&mut self, node: &Rc<Node>, interest: Interest, token: Token) {
+        self.count(node, -1);
+        self.nodes.remove(key_of(node.token()));
+        node.set_interest(interest, token);
+        self.by_fd.insert(node.fd, key_of(token));
+        self.count(node, 1);
     }
 
     /// Unregisters `fd`; returns its node, now marked deleted.
@@ -77,8 +111,7 @@ impl Registry {
     /// What the monitor holds for `node`: nothing if it watches for nothing
     /// or is an external handler while external handlers are disabled.
     pub(crate) fn registration(&self, node: &Node) -> Option<Registration> {
-        let held_back = node.is_external() && self.external_disabled > 0;
-        node.registration().filter(|_| !held_back)
+        self.registration_as(node, node.interest(), node.token())
     }
 
     pub(crate) fn external_disabled(&self) -> u32 {

@@ -41,7 +41,11 @@ pub use watchdog::Watchdog;
 /// The token of the handler registered for `fd`, for tests that inject
 /// events by hand.
 pub fn token_of(ctx: &crate::AioContext, fd: std::os::fd::RawFd) -> Option<crate::Token> {
-    ctx.inner.registry.borrow().by_fd(fd).map(|node| node.token)
+    ctx.inner
+        .registry
+        .borrow()
+        .by_fd(fd)
+        .map(|node| node.token())
 }
 
 /// Emits one `#[test]` per conformance case, each run on a fresh fixture
@@ -62,6 +66,9 @@ macro_rules! conformance_tests {
             handlers::handler_replaces_itself,
             handlers::nested_poll_from_callback,
             handlers::poll_nested_past_the_limit_is_refused,
+            handlers::interest_change_keeps_the_callbacks,
+            handlers::interest_change_refuses_bad_input,
+            handlers::callbacks_see_the_readiness,
             handlers::stale_event_never_reaches_new_handler,
             handlers::external_handlers_held_back_while_disabled,
             handlers::disabled_external_fd_does_not_spin,

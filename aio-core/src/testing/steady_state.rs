@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use super::{allocations_in, allocations_in_runs};
 use crate::{
-    AioContext, ContextBuilder, EventNotifier, FdHandler, FdMonitor, ManualClock, PollParams,
+    AioContext, ContextBuilder, EventNotifier, FdHandler, FdMonitor, Interest, ManualClock,
+    PollParams,
 };
 
 /// Non-blocking and blocking fd dispatch among 16 idle fds, a reused
-/// bottom half, a re-armed timer, a wait that times out, and a bottom half
+/// bottom half, interest turned off and on, a re-armed timer, a wait that times out, and a bottom half
 /// scheduled through [`RemoteBh`](crate::RemoteBh): none allocates.
 ///
 /// # Panics
@@ -44,6 +45,14 @@ pub fn assert_iterations_do_not_allocate(monitor: Box<dyn FdMonitor>) {
             "{name}: fd dispatch (blocking: {blocking}) allocated"
         );
     }
+
+    let toggled = allocations_in(|| {
+        ctx.set_fd_interest(&*active, Interest::NONE).unwrap();
+        ctx.set_fd_interest(&*active, Interest::READABLE).unwrap();
+        active.set().unwrap();
+        assert!(ctx.poll(false).unwrap());
+    });
+    assert_eq!(toggled, 0, "{name}: turning interest off and on allocated");
 
     let bh = ctx.bh(|_| {});
     let bottom_half = allocations_in(|| {

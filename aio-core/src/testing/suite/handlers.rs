@@ -6,8 +6,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::FdHandler;
 use crate::testing::{Count, DropProbe, Harness, TestEvent};
+use crate::{FdHandler, Interest, Readiness};
 
 /// A handler removes itself from its read callback: it runs once, is never
 /// called again, and its callbacks are dropped once `poll` returns.
@@ -159,6 +159,158 @@ fn nest(
             *refusal.borrow_mut() = Some(e);
         }
     });
+}
+
+/// [`set_fd_interest`](crate::AioContext::set_fd_interest) turns a
+/// direction off and on: off, it is not served; on again, it is, by the
+/// same callbacks, which are neither dropped nor rebuilt; a write callback
+/// can turn its own direction off.
+pub fn interest_change_keeps_the_callbacks(h: &Harness) {
+    let f = h.fixture();
+    let ev = Rc::new(f.event());
+    let fd = ev.as_raw_fd();
+    // An eventfd is writable; the sim's fd, once it is made so (and again
+    // after the read callback's clear).
+    let writable = || {
+        if let Some(world) = f.world() {
+            world.set_ready(fd, Readiness::WRITABLE);
+        }
+    };
+    writable();
+    let (reads, writes, drops) = (Count::new(), Count::new(), Count::new());
+    let (r, w, e, probe) = (
+        reads.clone(),
+        writes.clone(),
+        Rc::clone(&ev),
+        DropProbe::new(&drops),
+    );
+    let handler = FdHandler::new()
+        .on_read(move |_| {
+            let _ = &probe;
+            e.clear();
+            r.hit();
+        })
+        .on_write(move |ctx| {
+            w.hit();
+            ctx.set_fd_interest(fd, Interest::READABLE).unwrap();
+        });
+    f.ctx.set_fd_handler(fd, Some(handler)).unwrap();
+    f.poll(false).unwrap();
+    f.poll(false).unwrap();
+    assert_eq!(writes.get(), 1, "the write callback turned itself off");
+
+    ev.set();
+    f.poll(false).unwrap();
+    assert_eq!(reads.get(), 1, "read interest on: served");
+
+    f.ctx.set_fd_interest(fd, Interest::WRITABLE).unwrap();
+    ev.set();
+    writable();
+    f.poll(false).unwrap();
+    assert_eq!(
+        (reads.get(), writes.get()),
+        (1, 2),
+        "read interest off: the readable fd is not read"
+    );
+    f.poll(false).unwrap();
+    assert_eq!(
+        reads.get(),
+        2,
+        "read interest back on: the same callback reads"
+    );
+    assert_eq!(drops.get(), 0, "the callbacks were kept");
+    f.ctx.set_fd_handler(fd, None).unwrap();
+    f.poll(false).unwrap();
+    assert_eq!(drops.get(), 1, "removal drops them");
+}
+
+/// [`set_fd_interest`](crate::AioContext::set_fd_interest) refuses an fd
+/// without a handler (`NotFound`) and a direction the handler has no
+/// callback for (`InvalidInput`), changing nothing; `Interest::NONE` stops
+/// watching the fd without removing its handler.
+pub fn interest_change_refuses_bad_input(h: &Harness) {
+    let f = h.fixture();
+    let (ev, unregistered) = (Rc::new(f.event()), f.event());
+    let reads = Count::new();
+    let (r, e) = (reads.clone(), Rc::clone(&ev));
+    let reader = FdHandler::new().on_read(move |_| {
+        e.clear();
+        r.hit();
+    });
+    f.ctx.set_fd_handler(&*ev, Some(reader)).unwrap();
+    let kind = |interest, fd: RawFd| f.ctx.set_fd_interest(fd, interest).unwrap_err().kind();
+    assert_eq!(
+        kind(Interest::READABLE, unregistered.as_raw_fd()),
+        std::io::ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(Interest::WRITABLE, ev.as_raw_fd()),
+        std::io::ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        kind(Interest::BOTH, ev.as_raw_fd()),
+        std::io::ErrorKind::InvalidInput
+    );
+    ev.set();
+    f.poll(false).unwrap();
+    assert_eq!(reads.get(), 1, "the refusals changed nothing");
+
+    f.ctx.set_fd_interest(&*ev, Interest::NONE).unwrap();
+    ev.set();
+    f.poll(false).unwrap();
+    assert_eq!(reads.get(), 1, "not watched");
+    assert_eq!(f.ctx.handler_count(), 1, "but still registered");
+    f.ctx.set_fd_interest(&*ev, Interest::READABLE).unwrap();
+    f.poll(false).unwrap();
+    assert_eq!(reads.get(), 2, "watched again, and the readiness is seen");
+}
+
+/// A read callback learns from [`readiness`](crate::AioContext::readiness)
+/// whether it runs for data or for a hang-up; outside fd callbacks there
+/// is none.
+pub fn callbacks_see_the_readiness(h: &Harness) {
+    let f = h.fixture();
+    let (rd, wr) = rustix::pipe::pipe().expect("a pipe");
+    let fd = rd.as_raw_fd();
+    let rd = Rc::new(rd);
+    let world = f.world().cloned();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s, r, w) = (Rc::clone(&seen), Rc::clone(&rd), world.clone());
+    let reader = FdHandler::new().on_read(move |ctx| {
+        let readiness = ctx.readiness();
+        s.borrow_mut().push(readiness);
+        if readiness.contains(Readiness::HANGUP) {
+            ctx.set_fd_handler(fd, None).unwrap();
+        } else if let Some(world) = &w {
+            world.clear(fd);
+        } else {
+            rustix::io::read(&*r, &mut [0; 1]).expect("the byte written");
+        }
+    });
+    f.ctx.set_fd_handler(fd, Some(reader)).unwrap();
+    match &world {
+        Some(world) => world.set_ready(fd, Readiness::READABLE),
+        None => assert_eq!(rustix::io::write(&wr, b"x"), Ok(1)),
+    }
+    f.poll(false).unwrap();
+    match &world {
+        Some(world) => world.set_ready(fd, Readiness::HANGUP),
+        None => drop(wr),
+    }
+    f.poll(false).unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].contains(Readiness::READABLE) && !seen[0].contains(Readiness::HANGUP),
+        "data: {:?}",
+        seen[0]
+    );
+    assert!(
+        seen[1].contains(Readiness::HANGUP),
+        "hang-up: {:?}",
+        seen[1]
+    );
+    assert_eq!(f.ctx.readiness(), Readiness::EMPTY, "outside callbacks");
 }
 
 /// A callback calls `poll` recursively: other ready handlers run in the

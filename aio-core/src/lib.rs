@@ -47,6 +47,7 @@ mod peek;
 mod polling;
 mod registry;
 mod remote;
+mod run;
 mod stats;
 mod sync;
 mod timer;

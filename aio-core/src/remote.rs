@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     /// taking the lock.
     has_jobs: AtomicBool,
     closed: AtomicBool,
+    /// A stop asked for and not yet seen by [`AioContext::run`].
+    stop: AtomicBool,
     pub(crate) doorbell_rings: AtomicU64,
 }
 
@@ -41,6 +43,7 @@ impl Shared {
             jobs: Mutex::default(),
             has_jobs: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
             doorbell_rings: AtomicU64::new(0),
         }
     }
@@ -78,6 +81,18 @@ impl Shared {
         if self.has_jobs.swap(false, Ordering::Acquire) {
             std::mem::swap(&mut *self.lock_jobs(), into);
         }
+    }
+
+    /// Asks [`AioContext::run`] to return, and wakes it to see that: the
+    /// flag is set before the notification, so the loop, woken, finds it.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    /// Whether a stop was asked for since the last call.
+    pub(crate) fn take_stop(&self) -> bool {
+        self.stop.swap(false, Ordering::Acquire)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -144,6 +159,14 @@ impl Remote {
     /// without running.
     pub fn schedule(&self, f: impl FnOnce(&AioContext) + Send + 'static) -> Result<(), Gone> {
         self.shared.push(RemoteJob::Once(Box::new(f)))
+    }
+
+    /// Makes the context's [`run`](AioContext::run) (or
+    /// [`run_until`](AioContext::run_until)) return after the iteration in
+    /// progress, waking it if it is blocked. If the context is not running,
+    /// its next `run` returns at once.
+    pub fn stop(&self) {
+        self.shared.request_stop();
     }
 
     /// Whether the context has been dropped.

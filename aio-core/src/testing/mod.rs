@@ -85,6 +85,9 @@ macro_rules! conformance_tests {
             remote::notify_wakes_blocking_poll_without_progress,
             remote::notify_before_poll_is_not_lost,
             remote::notify_burst_costs_one_doorbell_write,
+            remote::run_returns_when_a_callback_stops_it,
+            remote::run_returns_when_another_thread_stops_it,
+            remote::run_until_returns_when_the_condition_holds,
         }
     };
 }

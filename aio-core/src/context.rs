@@ -15,7 +15,7 @@ use crate::backend::BackendInfo;
 use crate::bh::BottomHalves;
 use crate::builder::ContextBuilder;
 use crate::clock::Clock;
-use crate::fd::{FdSource, check_open};
+use crate::fd::{FdSource, FileIdentity};
 use crate::handler::{FdHandler, Node};
 use crate::migration::{Fallback, Upgrade};
 use crate::monitor::{FdMonitor, Interest, Readiness, ReadyEvent};
@@ -112,7 +112,9 @@ impl AioContext {
     /// The fd must stay open until its handler is removed. If it is closed
     /// first, removal still succeeds, and readiness reported for the old
     /// registration never reaches a handler registered later on the same fd
-    /// number.
+    /// number; but until the removal, what the old handler sees depends on
+    /// the monitor (see [`stale_fds`](AioContext::stale_fds), which finds
+    /// such fds, and the debug-build check that panics on one).
     ///
     /// May be called from any callback, for any fd, the running handler's
     /// own included: a removed handler is never called again, and its
@@ -158,8 +160,8 @@ impl AioContext {
                 "a handler needs a read, write or poll callback; pass None to remove one",
             )),
             Some(handler) => {
-                check_open(fd)?;
-                self.install(|token| Node::new(fd, token, handler))
+                let file = FileIdentity::of(fd)?;
+                self.install(|token| Node::new(fd, file, token, handler))
             }
         }
     }
@@ -374,6 +376,36 @@ impl AioContext {
             .then(|| Duration::from_nanos(node.polled.ns.get()))
     }
 
+    /// The fds whose handler is still registered but which were closed, or
+    /// whose number now names another file than when the handler was
+    /// registered: the misuse of closing an fd before removing its handler.
+    /// What then happens depends on the monitor: on poll and io_uring the
+    /// old handler runs for whatever file reuses the number (io_uring
+    /// watches the old file, which it holds open, poll the new one); on
+    /// epoll it is never called again (the kernel dropped the registration
+    /// with the file), unless a `dup` of the fd keeps the file open. One
+    /// `fstat` per handler; for tests and debugging. Debug builds also check
+    /// each fd before its callbacks run and panic on such an fd, saying
+    /// which.
+    ///
+    /// ```
+    /// use aio_core::{AioContext, EventNotifier, FdHandler, testing::SleepMonitor};
+    ///
+    /// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+    /// let n = EventNotifier::new()?;
+    /// ctx.set_fd_handler(&n, Some(FdHandler::new().on_read(|_| {})))?;
+    /// assert!(ctx.stale_fds().is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stale_fds(&self) -> Vec<RawFd> {
+        let registry = self.inner.registry.borrow();
+        registry
+            .nodes()
+            .filter(|node| !node.file.is_still(node.fd))
+            .map(|node| node.fd)
+            .collect()
+    }
+
     /// How many fds have a handler (the context's own notifier excluded).
     pub fn handler_count(&self) -> usize {
         self.inner.registry.borrow().len() - 1
@@ -381,9 +413,10 @@ impl AioContext {
 
     pub(crate) fn register_notifier(&self) -> io::Result<()> {
         let fd = self.inner.shared.doorbell.raw_fd();
+        let file = FileIdentity::of(fd)?;
         let shared = Arc::clone(&self.inner.shared);
         self.install(move |token| {
-            Node::context_notifier(fd, token, Box::new(move |_| shared.doorbell.drain()))
+            Node::context_notifier(fd, file, token, Box::new(move |_| shared.doorbell.drain()))
         })
     }
 

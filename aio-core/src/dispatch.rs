@@ -32,6 +32,8 @@ impl AioContext {
             if !claim(&node, event.readiness, iteration) {
                 continue;
             }
+            #[cfg(debug_assertions)]
+            check_still_open(&node, event.readiness);
             self.list_polled(&node);
             let ran = run(self, &node, event.readiness);
             progress |= ran && node.counts_as_progress();
@@ -55,6 +57,21 @@ fn claim(node: &Node, readiness: Readiness, iteration: u64) -> bool {
     }
     seq.set(iteration);
     true
+}
+
+/// Panics if the fd of an fd event was closed, or names another file, while
+/// its handler is registered: its callbacks would touch a file they were
+/// not written for. A debug-build check (one `fstat` per event).
+#[cfg(debug_assertions)]
+fn check_still_open(node: &Node, readiness: Readiness) {
+    if readiness.contains(Readiness::POLL_READY) || node.file.is_still(node.fd) {
+        return;
+    }
+    panic!(
+        "fd {} was closed while its handler was registered (and its number may name another \
+         file now): remove the handler with set_fd_handler(fd, None) before closing the fd",
+        node.fd
+    );
 }
 
 /// Runs the callbacks that `readiness` calls for, in the directions the

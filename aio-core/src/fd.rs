@@ -1,19 +1,42 @@
-//! Checks that a raw fd names an open file, so that registering a closed fd
-//! fails the same way on every monitor (`ppoll` would only report `POLLNVAL`
-//! later, and io_uring only in a completion).
+//! Which file a raw fd names: checked at registration, so that registering
+//! a closed fd fails the same way on every monitor (`ppoll` would only
+//! report `POLLNVAL` later, and io_uring only in a completion), and kept, so
+//! that an fd closed while registered, its number reused by another file,
+//! can be caught.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
-/// `Ok` if `fd` (non-negative) is open in this process, `EBADF` otherwise.
-pub(crate) fn check_open(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFD reads the fd's flags and touches no memory; on an fd
-    // that is not open it fails with EBADF, which is what we are asking.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
+/// The file an fd names: its device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The file `fd` names; `EBADF` if it is not open in this process.
+    pub(crate) fn of(fd: RawFd) -> io::Result<FileIdentity> {
+        let mut stat = MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat writes a whole `struct stat` into the buffer it is
+        // given, which is one, and touches nothing else; on an fd that is
+        // not open it fails with EBADF and writes nothing.
+        if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fstat succeeded, so it filled the buffer.
+        let stat = unsafe { stat.assume_init() };
+        Ok(FileIdentity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
     }
-    Ok(())
+
+    /// Whether `fd` still names this file.
+    pub(crate) fn is_still(self, fd: RawFd) -> bool {
+        FileIdentity::of(fd).is_ok_and(|now| now == self)
+    }
 }
 
 /// Anything that names a file descriptor: a [`RawFd`], a

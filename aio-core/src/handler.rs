@@ -12,6 +12,7 @@ use std::fmt;
 use std::os::fd::RawFd;
 
 use crate::AioContext;
+use crate::fd::FileIdentity;
 use crate::monitor::{Interest, Registration, Token};
 
 /// A callback that runs on the home thread and may use the context.
@@ -144,6 +145,8 @@ pub(crate) enum Owner {
 /// A registered handler.
 pub(crate) struct Node {
     pub(crate) fd: RawFd,
+    /// The file `fd` named when the handler was registered.
+    pub(crate) file: FileIdentity,
     /// Changes with the interest: a monitor may still deliver readiness
     /// for the old registration, which must not resolve any more.
     token: Cell<Token>,
@@ -182,7 +185,7 @@ pub(crate) struct PolledState {
 }
 
 impl Node {
-    pub(crate) fn new(fd: RawFd, token: Token, handler: FdHandler) -> Node {
+    pub(crate) fn new(fd: RawFd, file: FileIdentity, token: Token, handler: FdHandler) -> Node {
         let interest = handler.interest();
         let poll = handler.poll.map(|(check, ready)| PollHooks {
             check: RefCell::new(check),
@@ -192,6 +195,7 @@ impl Node {
         });
         Node {
             fd,
+            file,
             token: Cell::new(token),
             owner: Owner::User {
                 external: handler.external,
@@ -208,8 +212,13 @@ impl Node {
     }
 
     /// The node of the context's own notifier: `drain` is its read callback.
-    pub(crate) fn context_notifier(fd: RawFd, token: Token, drain: Callback) -> Node {
-        let mut node = Node::new(fd, token, FdHandler::new());
+    pub(crate) fn context_notifier(
+        fd: RawFd,
+        file: FileIdentity,
+        token: Token,
+        drain: Callback,
+    ) -> Node {
+        let mut node = Node::new(fd, file, token, FdHandler::new());
         node.owner = Owner::Context;
         node.interest.set(Interest::READABLE);
         node.read = Some(RefCell::new(drain));

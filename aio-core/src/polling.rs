@@ -30,6 +30,32 @@ pub(crate) const POLL_IDLE_NS: u64 = 7_000_000_000;
 
 /// Tuning of adaptive busy polling ([`AioContext::set_poll_params`]).
 ///
+/// # When polling starts, and when it never does
+///
+/// Each handler on the polled list has a poll time, which starts at zero;
+/// the loop busy-polls for the largest of them before it blocks. After each
+/// iteration that dispatched the handler, its poll time is adapted to how
+/// long the loop blocked before the handler's event came (`block_ns`;
+/// [`adapt`](PollParams::adapt) is the rule):
+///
+/// * it **grows** (from 0 to 4 us, then by `grow`, up to `max_ns`) only
+///   when the loop blocked longer than the current poll time but **less
+///   than `max_ns`**: polling that long would have caught the event;
+/// * it **shrinks** (divided by `shrink`, or reset to 0) when the loop
+///   blocked longer than `max_ns`: polling could not have caught it.
+///
+/// So a handler whose events come further apart than `max_ns` never gets a
+/// poll time, and the loop never polls for it. That includes a
+/// request/response client on another thread or machine: the gap between
+/// two requests is at least one round trip, and that costs the client's
+/// wake-up too. On KVM guests whose idle vCPUs halt, a blocking round trip
+/// between two threads costs 40 to 105 us, above [`IOTHREAD`](Self::IOTHREAD)'s
+/// 32 768 ns ceiling: there a loop with `IOTHREAD` serving one such client
+/// never polls. Measure the gap your events come at (the
+/// [`Stats`](crate::Stats) poll hits and misses say whether polling
+/// catches them) and choose `max_ns` above it, knowing that a window that
+/// finds nothing burns up to `max_ns` of CPU before the loop blocks.
+///
 /// ```
 /// use aio_core::PollParams;
 ///

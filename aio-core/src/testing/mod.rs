@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             handlers::interest_change_keeps_the_callbacks,
             handlers::interest_change_refuses_bad_input,
             handlers::callbacks_see_the_readiness,
+            handlers::fds_closed_while_registered_are_reported,
             handlers::stale_event_never_reaches_new_handler,
             handlers::external_handlers_held_back_while_disabled,
             handlers::disabled_external_fd_does_not_spin,

@@ -313,6 +313,34 @@ pub fn callbacks_see_the_readiness(h: &Harness) {
     assert_eq!(f.ctx.readiness(), Readiness::EMPTY, "outside callbacks");
 }
 
+/// [`stale_fds`](crate::AioContext::stale_fds) names the fds closed while
+/// their handler was registered, and those whose number now names another
+/// file; removing their handlers still works and empties the list.
+pub fn fds_closed_while_registered_are_reported(h: &Harness) {
+    let f = h.fixture();
+    let handler = || Some(FdHandler::new().on_read(|_| {}));
+    let (mut reused, _wa) = rustix::pipe::pipe().expect("a pipe");
+    let (closed, _wc) = rustix::pipe::pipe().expect("a pipe");
+    let (other, _wo) = rustix::pipe::pipe().expect("a pipe");
+    let (reused_fd, closed_fd) = (reused.as_raw_fd(), closed.as_raw_fd());
+    f.ctx.set_fd_handler(reused_fd, handler()).unwrap();
+    f.ctx.set_fd_handler(closed_fd, handler()).unwrap();
+    f.ctx.set_fd_handler(&other, handler()).unwrap();
+    assert_eq!(f.ctx.stale_fds(), [], "all open");
+
+    rustix::io::dup2(&other, &mut reused).expect("dup2");
+    drop(closed);
+    let mut stale = f.ctx.stale_fds();
+    stale.sort_unstable();
+    let mut expected = vec![reused_fd, closed_fd];
+    expected.sort_unstable();
+    assert_eq!(stale, expected);
+    f.ctx.set_fd_handler(reused_fd, None).unwrap();
+    f.ctx.set_fd_handler(closed_fd, None).unwrap();
+    assert_eq!(f.ctx.stale_fds(), []);
+    assert!(!f.poll(false).unwrap(), "the context still works");
+}
+
 /// A callback calls `poll` recursively: other ready handlers run in the
 /// nested call, the running one is not re-entered, and a handler removed
 /// in the nested call is dropped only when the outermost `poll` returns.
@@ -549,7 +577,7 @@ pub fn bad_fds_are_refused(h: &Harness) {
     };
     // The number may be reused by another thread's fd meanwhile; then the
     // registration is legitimately accepted, so only check when it is not.
-    if crate::fd::check_open(closed).is_err() {
+    if crate::fd::FileIdentity::of(closed).is_err() {
         let err = f.ctx.set_fd_handler(closed, handler()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     }

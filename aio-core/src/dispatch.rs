@@ -20,12 +20,16 @@ impl AioContext {
         waited: u64,
     ) -> bool {
         let block_ns = waited.saturating_sub(start);
+        self.mark_fd_events(ready, iteration);
         let mut progress = false;
         for event in ready {
             let node = self.inner.registry.borrow().by_token(event.token).cloned();
             let Some(node) = node else {
                 continue; // removed or replaced since the event was seen
             };
+            if event.readiness.contains(Readiness::POLL_READY) && node.fd_event.get() == iteration {
+                continue; // its fd event runs the read or write callback instead
+            }
             if node.is_external() && self.is_external_disabled() {
                 continue; // seen again once external handlers are enabled
             }
@@ -40,6 +44,32 @@ impl AioContext {
             self.adapt_poll_time(&node, block_ns, waited);
         }
         progress
+    }
+}
+
+impl AioContext {
+    /// One event, one dispatch: when busy polling found a handler's work
+    /// and the monitor also reported its fd in the same iteration, only the
+    /// fd's callbacks run (as in QEMU: `poll_ready` may have drained what
+    /// the read callback then blocks on), and the poll time adapts once.
+    /// So before dispatch, the handlers with an fd event are marked, if
+    /// there is any `poll_ready` to hold back at all.
+    fn mark_fd_events(&self, ready: &[ReadyEvent], iteration: u64) {
+        if !ready
+            .iter()
+            .any(|e| e.readiness.contains(Readiness::POLL_READY))
+        {
+            return;
+        }
+        let registry = self.inner.registry.borrow();
+        let fd_events = ready
+            .iter()
+            .filter(|e| !e.readiness.contains(Readiness::POLL_READY));
+        for event in fd_events {
+            if let Some(node) = registry.by_token(event.token) {
+                node.fd_event.set(iteration);
+            }
+        }
     }
 }
 

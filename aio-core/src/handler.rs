@@ -161,6 +161,9 @@ pub(crate) struct Node {
     /// readiness observed by an earlier iteration is stale.
     pub(crate) fd_seq: Cell<u64>,
     pub(crate) ready_seq: Cell<u64>,
+    /// The iteration whose ready list holds an fd event for it: its
+    /// `poll_ready` does not run in that iteration.
+    pub(crate) fd_event: Cell<u64>,
     pub(crate) polled: PolledState,
 }
 
@@ -207,6 +210,7 @@ impl Node {
             deleted: Cell::new(false),
             fd_seq: Cell::new(0),
             ready_seq: Cell::new(0),
+            fd_event: Cell::new(0),
             polled: PolledState::default(),
         }
     }

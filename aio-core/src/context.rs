@@ -16,7 +16,7 @@ use crate::bh::BottomHalves;
 use crate::builder::ContextBuilder;
 use crate::clock::Clock;
 use crate::fd::{FdSource, FileIdentity};
-use crate::handler::{FdHandler, Node};
+use crate::handler::{FdHandler, Node, PollHook};
 use crate::migration::{Fallback, Upgrade};
 use crate::monitor::{FdMonitor, Interest, Readiness, ReadyEvent};
 use crate::peek::PeekGate;
@@ -239,6 +239,51 @@ impl AioContext {
         }
         registry.rekey(&node, interest, token);
         Ok(())
+    }
+
+    /// Sets or replaces the `poll_begin` and `poll_end` hooks of `fd`'s
+    /// handler (`None` removes one), keeping its callbacks and its
+    /// adaptive-polling state (poll time, place on the polled list). The
+    /// pairs stay whole: if the handler is being polled, its old `poll_end`
+    /// runs now, then the new `poll_begin`.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `fd` has no handler, `Unsupported` if the handler has no
+    /// `poll` callback (the hooks would never run), `ResourceBusy` if called
+    /// from one of the hooks.
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use aio_core::{AioContext, EventNotifier, FdHandler, testing::SleepMonitor};
+    ///
+    /// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+    /// let n = EventNotifier::new()?;
+    /// ctx.set_fd_handler(&n, Some(FdHandler::new().on_poll(|| false, |_| {})))?;
+    /// let suppressed = Rc::new(Cell::new(false));
+    /// let (on, off) = (suppressed.clone(), suppressed.clone());
+    /// ctx.set_fd_poll(
+    ///     &n,
+    ///     Some(Box::new(move || on.set(true))),
+    ///     Some(Box::new(move || off.set(false))),
+    /// )?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_fd_poll(
+        &self,
+        fd: impl FdSource,
+        poll_begin: Option<PollHook>,
+        poll_end: Option<PollHook>,
+    ) -> io::Result<()> {
+        let fd = fd.raw_fd();
+        let node = self.inner.registry.borrow().by_fd(fd).cloned();
+        match node {
+            Some(node) if node.counts_as_progress() => node.set_poll_hooks(poll_begin, poll_end),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("fd {fd} has no handler"),
+            )),
+        }
     }
 
     /// Moves every registration to `monitor` and runs on it from now on;

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::io;
 use std::os::fd::RawFd;
 
 use crate::AioContext;
@@ -17,7 +18,10 @@ use crate::monitor::{Interest, Registration, Token};
 
 /// A callback that runs on the home thread and may use the context.
 pub(crate) type Callback = Box<dyn FnMut(&AioContext)>;
-type Hook = Box<dyn FnMut()>;
+/// A `poll_begin` or `poll_end` hook, as
+/// [`AioContext::set_fd_poll`] takes it.
+pub type PollHook = Box<dyn FnMut()>;
+type Hook = PollHook;
 type Check = Box<dyn FnMut() -> bool>;
 
 /// The callbacks of one fd, built up and then registered with
@@ -170,8 +174,9 @@ pub(crate) struct Node {
 struct PollHooks {
     check: RefCell<Check>,
     ready: RefCell<Callback>,
-    begin: Option<RefCell<Hook>>,
-    end: Option<RefCell<Hook>>,
+    /// Replaceable after registration ([`AioContext::set_fd_poll`]).
+    begin: RefCell<Option<Hook>>,
+    end: RefCell<Option<Hook>>,
 }
 
 /// The adaptive-polling state of one handler.
@@ -193,8 +198,8 @@ impl Node {
         let poll = handler.poll.map(|(check, ready)| PollHooks {
             check: RefCell::new(check),
             ready: RefCell::new(ready),
-            begin: handler.poll_begin.map(RefCell::new),
-            end: handler.poll_end.map(RefCell::new),
+            begin: RefCell::new(handler.poll_begin),
+            end: RefCell::new(handler.poll_end),
         });
         Node {
             fd,
@@ -315,9 +320,8 @@ impl Node {
         if self.polled.begun.replace(true) {
             return;
         }
-        let begin = self.poll.as_ref().and_then(|p| p.begin.as_ref());
-        if let Some(Ok(mut begin)) = begin.map(RefCell::try_borrow_mut) {
-            begin();
+        if let Some(hooks) = &self.poll {
+            run_hook(&hooks.begin);
         }
     }
 
@@ -326,10 +330,47 @@ impl Node {
         if !self.polled.begun.replace(false) {
             return;
         }
-        let end = self.poll.as_ref().and_then(|p| p.end.as_ref());
-        if let Some(Ok(mut end)) = end.map(RefCell::try_borrow_mut) {
-            end();
+        if let Some(hooks) = &self.poll {
+            run_hook(&hooks.end);
         }
+    }
+
+    /// Replaces `poll_begin` and `poll_end`, keeping the pairs whole: a
+    /// handler being polled has the old `poll_end` run, then the new
+    /// `poll_begin`. `Unsupported` for a handler without a `poll` callback,
+    /// whose hooks would never run; `ResourceBusy` if a hook is running.
+    pub(crate) fn set_poll_hooks(&self, begin: Option<Hook>, end: Option<Hook>) -> io::Result<()> {
+        let Some(hooks) = &self.poll else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "fd {}'s handler has no poll callback for poll_begin and poll_end to go with",
+                    self.fd
+                ),
+            ));
+        };
+        if hooks.begin.try_borrow_mut().is_err() || hooks.end.try_borrow_mut().is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "poll_begin or poll_end is running",
+            ));
+        }
+        let begun = self.polled.begun.get();
+        self.end_polling();
+        *hooks.begin.borrow_mut() = begin;
+        *hooks.end.borrow_mut() = end;
+        if begun {
+            self.begin_polling();
+        }
+        Ok(())
+    }
+}
+
+fn run_hook(hook: &RefCell<Option<Hook>>) {
+    if let Ok(mut hook) = hook.try_borrow_mut()
+        && let Some(hook) = hook.as_mut()
+    {
+        hook();
     }
 }
 

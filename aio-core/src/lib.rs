@@ -61,7 +61,7 @@ pub use builder::ContextBuilder;
 pub use clock::{Clock, ManualClock};
 pub use context::AioContext;
 pub use fd::FdSource;
-pub use handler::FdHandler;
+pub use handler::{FdHandler, PollHook};
 pub use iteration::MAX_NESTING;
 pub use migration::Upgrade;
 pub use monitor::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token};

@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             handlers::bad_fds_are_refused,
             polling::poll_yes_runs_poll_ready,
             polling::poll_begin_end_pair_up,
+            polling::poll_hooks_set_later_keep_the_poll_time,
             polling::final_poll_after_poll_end_catches_work,
             polling::poll_time_grows_and_shrinks,
             polling::polling_off_never_polls,

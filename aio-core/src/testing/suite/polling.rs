@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::testing::{Count, Fixture, Harness, TestEvent};
-use crate::{FdHandler, PollParams};
+use crate::{FdHandler, PollHook, PollParams};
 
 /// A device with a work flag that its `poll` callback checks.
 struct Device {
@@ -133,6 +133,83 @@ pub fn poll_begin_end_pair_up(h: &Harness) {
     assert_eq!(device.begins.get(), 2);
     f.ctx.set_fd_handler(&*device.ev, None).unwrap();
     assert_eq!(device.ends.get(), 2, "removal while polled ends poll mode");
+}
+
+/// `set_fd_poll` adds `poll_begin` / `poll_end` to a registered handler, or
+/// replaces them, keeping its poll time; replaced while the handler is
+/// polled, the old `poll_end` and the new `poll_begin` run, so pairs stay
+/// whole. A handler without a `poll` callback, or no handler, is refused.
+pub fn poll_hooks_set_later_keep_the_poll_time(h: &Harness) {
+    let f = polling_fixture(h);
+    let ev = Rc::new(f.event());
+    let work = Rc::new(Cell::new(false));
+    let (e, check, w) = (Rc::clone(&ev), Rc::clone(&work), Rc::clone(&work));
+    let device = FdHandler::new()
+        .on_read(move |_| {
+            e.clear();
+        })
+        .on_poll(move || check.get(), move |_| w.set(false));
+    f.ctx.set_fd_handler(&*ev, Some(device)).unwrap();
+    let kick = |wait_us| {
+        f.set_wait_time(Duration::from_micros(wait_us));
+        ev.set();
+        assert!(f.ctx.poll(true).unwrap());
+    };
+    kick(1);
+    kick(5);
+    let poll_time = f.ctx.poll_time(&*ev);
+    assert_eq!(poll_time, Some(Duration::from_nanos(8_000)));
+
+    let hooks = |begins: &Count, ends: &Count| -> (Option<PollHook>, Option<PollHook>) {
+        let (b, e) = (begins.clone(), ends.clone());
+        (
+            Some(Box::new(move || b.hit())),
+            Some(Box::new(move || e.hit())),
+        )
+    };
+    let (first_begins, first_ends) = (Count::new(), Count::new());
+    let (begin, end) = hooks(&first_begins, &first_ends);
+    f.ctx.set_fd_poll(&*ev, begin, end).unwrap();
+    assert_eq!(f.ctx.poll_time(&*ev), poll_time, "the poll time was kept");
+
+    work.set(true);
+    assert!(f.ctx.poll(true).unwrap());
+    assert_eq!(
+        (first_begins.get(), first_ends.get()),
+        (1, 0),
+        "polled with the new hooks"
+    );
+
+    let (second_begins, second_ends) = (Count::new(), Count::new());
+    let (begin, end) = hooks(&second_begins, &second_ends);
+    f.ctx.set_fd_poll(&*ev, begin, end).unwrap();
+    assert_eq!(
+        (first_ends.get(), second_begins.get()),
+        (1, 1),
+        "replaced while polled: the old end, then the new begin"
+    );
+    let timer = f.ctx.timer(|_| {});
+    timer.arm_in(Duration::from_micros(200));
+    f.ctx.poll(true).unwrap();
+    assert_eq!(
+        (
+            first_begins.get(),
+            first_ends.get(),
+            second_begins.get(),
+            second_ends.get()
+        ),
+        (1, 1, 1, 1),
+        "left poll mode through the new end"
+    );
+
+    let plain = f.event();
+    f.ctx
+        .set_fd_handler(&plain, Some(FdHandler::new().on_read(|_| {})))
+        .unwrap();
+    let kind = |fd: &TestEvent| f.ctx.set_fd_poll(fd, None, None).unwrap_err().kind();
+    assert_eq!(kind(&plain), std::io::ErrorKind::Unsupported);
+    assert_eq!(kind(&f.event()), std::io::ErrorKind::NotFound);
+    f.ctx.set_fd_handler(&*ev, None).unwrap();
 }
 
 /// A final `poll` after `poll_end` catches work that arrived while the

@@ -111,8 +111,8 @@ pub(crate) fn no_backend_compiled_in() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
         "no backend is compiled in: enable at least one of aio's cargo features \
-         `io-uring`, `epoll`, `poll` (or build the context on a monitor of your own \
-         with aio_core::ContextBuilder)",
+         `io-uring`, `epoll`, `poll` (or build the context on a monitor of your own: \
+         ContextBuilder::new(monitor))",
     )
 }
 

@@ -42,6 +42,34 @@ impl Backend {
         }
     }
 
+    /// The facade's cargo feature that compiles this backend in (`None` for
+    /// `Auto`, which takes whichever are).
+    ///
+    /// ```
+    /// assert_eq!(aio::Backend::IoUring.cargo_feature(), Some("io-uring"));
+    /// ```
+    pub fn cargo_feature(self) -> Option<&'static str> {
+        match self {
+            Backend::Auto => None,
+            Backend::IoUring => Some("io-uring"),
+            Backend::Epoll => Some("epoll"),
+            Backend::Poll => Some("poll"),
+        }
+    }
+
+    /// Whether this backend was compiled in (its cargo feature was on when
+    /// the facade was built); for `Auto`, whether any backend was. One that
+    /// is not compiled in is never a candidate of the automatic choice, and
+    /// [`open`](Backend::open) refuses it with `ErrorKind::Unsupported`.
+    pub fn is_compiled_in(self) -> bool {
+        match self {
+            Backend::Auto => CANDIDATES.iter().any(|b| b.is_compiled_in()),
+            Backend::IoUring => cfg!(feature = "io-uring"),
+            Backend::Epoll => cfg!(feature = "epoll"),
+            Backend::Poll => cfg!(feature = "poll"),
+        }
+    }
+
     /// Sets up this backend's monitor on its own, for a context built with
     /// [`ContextBuilder`](aio_core::ContextBuilder) or for running the
     /// conformance suite on it. `Auto` gives the best one available
@@ -49,8 +77,9 @@ impl Backend {
     ///
     /// # Errors
     ///
-    /// If the backend is not compiled in or the machine refuses it; see
-    /// [`describe_refusal`] for the causes.
+    /// `Unsupported` if the backend is not compiled in (for `Auto`: if no
+    /// backend is), naming the cargo feature to enable; the machine's error
+    /// if it refuses the backend, see [`describe_refusal`] for the causes.
     pub fn open(self) -> io::Result<Box<dyn FdMonitor>> {
         match self {
             Backend::Auto => crate::select::select(&|b: Backend| b.open()).map(|plan| plan.monitor),
@@ -63,10 +92,28 @@ impl Backend {
             #[allow(unreachable_patterns)]
             other => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("the {other} backend is not compiled in (cargo feature)"),
+                format!(
+                    "the {other} backend is not compiled in (enable aio's cargo feature `{}`)",
+                    other.cargo_feature().unwrap_or_default()
+                ),
             )),
         }
     }
+}
+
+/// The backends a build can hold, best first: the order of the automatic
+/// choice.
+pub(crate) const CANDIDATES: [Backend; 3] = [Backend::IoUring, Backend::Epoll, Backend::Poll];
+
+/// The error of a context asked for in a build with no backend compiled in
+/// (`default-features = false` and none of `io-uring`, `epoll`, `poll`).
+pub(crate) fn no_backend_compiled_in() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no backend is compiled in: enable at least one of aio's cargo features \
+         `io-uring`, `epoll`, `poll` (or build the context on a monitor of your own: \
+         ContextBuilder::new(monitor))",
+    )
 }
 
 /// Makes sure another event loop can watch `ctx` (it has a

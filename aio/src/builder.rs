@@ -63,8 +63,9 @@ impl Builder {
     /// # Errors
     ///
     /// `InvalidInput` if `AIO_BACKEND` is not a known backend name; the
-    /// error of a forced backend; the error of the last candidate if every
-    /// one failed.
+    /// error of a forced backend (`Unsupported` if it is not compiled in);
+    /// the error of the last candidate if every one failed;
+    /// `Unsupported` if no backend is compiled in.
     pub fn build(self) -> io::Result<AioContext> {
         self.build_with(&|backend: Backend| backend.open())
     }

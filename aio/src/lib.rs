@@ -38,6 +38,36 @@
 //! that is refused is an error, not a silent fallback; the builder's choice
 //! wins over the variable. [`AioContext::backend`] says which one runs and
 //! why.
+//!
+//! # Cargo features
+//!
+//! | feature | what it brings | its place in the automatic choice |
+//! | --- | --- | --- |
+//! | `io-uring` (default) | [`Backend::IoUring`]: the io_uring monitor (crate `fdmon-uring`, over the `io-uring` crate) | tried first; a ring that fails after setup moves its registrations to epoll (if `epoll` is on) |
+//! | `epoll` (default) | [`Backend::Epoll`]: the epoll monitor (crate `fdmon-epoll`); with `poll` too, the auto mode that starts on poll and moves to epoll at [`EPOLL_UPGRADE_AT`] handlers | second; the fallback of a failed ring; the monitor [`make_watchable`] moves to when io_uring cannot be watched |
+//! | `poll` (default) | [`Backend::Poll`]: the `ppoll(2)` monitor (crate `fdmon-poll`) | last; the start of epoll's auto mode |
+//! | `tokio` | `aio::tokio::drive`: a context served inside a current-thread tokio runtime | none (not a backend) |
+//!
+//! A backend whose feature is off is no candidate of the automatic choice
+//! (and is not reported as skipped); [`Backend::open`], a builder that
+//! forces it and `AIO_BACKEND` naming it fail with
+//! `ErrorKind::Unsupported`, naming the feature to enable.
+//! [`Backend::is_compiled_in`] says which are in. A build can keep only
+//! what it runs on, for example:
+//!
+//! ```toml
+//! [dependencies]
+//! aio = { version = "0.1", default-features = false, features = ["epoll", "poll"] }
+//! ```
+//!
+//! A build with none of the three backends (`default-features = false`
+//! alone) is allowed: it is the core re-exported, for a program that brings
+//! a monitor of its own (an [`FdMonitor`] given to
+//! [`ContextBuilder::new`]). There, [`AioContextExt::new`] and
+//! [`Builder::build`] fail with `ErrorKind::Unsupported` and say that no
+//! backend is compiled in and which features to enable.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod builder;
@@ -56,8 +86,9 @@ pub trait AioContextExt: Sized {
     ///
     /// # Errors
     ///
-    /// If no backend can be set up, or `AIO_BACKEND` names one that is
-    /// unknown, not compiled in, or refused.
+    /// If no backend can be set up (`Unsupported` if none is compiled in),
+    /// or `AIO_BACKEND` names one that is unknown, not compiled in, or
+    /// refused.
     fn new() -> std::io::Result<Self>;
 
     /// A builder to choose the backend, polling parameters and clock.

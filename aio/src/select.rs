@@ -1,13 +1,16 @@
 //! The automatic choice: io_uring, else epoll in auto mode (start on poll,
-//! move to epoll at [`EPOLL_UPGRADE_AT`] handlers), else poll; each refused
-//! candidate is recorded with its cause and logged once per process.
+//! move to epoll at [`EPOLL_UPGRADE_AT`] handlers), else poll, among the
+//! backends compiled in; each refused candidate is recorded with its cause
+//! and logged once per process.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aio_core::{BackendInfo, FdMonitor, Upgrade};
 
-use crate::backend::{Backend, EPOLL_UPGRADE_AT, describe_refusal};
+use crate::backend::{
+    Backend, CANDIDATES, EPOLL_UPGRADE_AT, describe_refusal, no_backend_compiled_in,
+};
 
 /// What a context starts with.
 pub(crate) struct Plan {
@@ -21,11 +24,13 @@ pub(crate) struct Plan {
 pub(crate) type Open<'a> = &'a dyn Fn(Backend) -> io::Result<Box<dyn FdMonitor>>;
 
 /// The best backend `open` gives, with the reasons the better ones were
-/// refused.
+/// refused. A backend that is not compiled in is no candidate (a build
+/// without it is the program's choice, not a refusal to report); with none
+/// compiled in, the error says so and names the features.
 pub(crate) fn select(open: Open<'_>) -> io::Result<Plan> {
     let mut skipped = Vec::new();
     let mut last_error = None;
-    for backend in [Backend::IoUring, Backend::Epoll, Backend::Poll] {
+    for backend in CANDIDATES.into_iter().filter(|b| b.is_compiled_in()) {
         match open(backend) {
             Ok(monitor) => {
                 let mut plan = start(backend, monitor, open);
@@ -42,13 +47,14 @@ pub(crate) fn select(open: Open<'_>) -> io::Result<Plan> {
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no backend")))
+    Err(last_error.unwrap_or_else(no_backend_compiled_in))
 }
 
 /// A context on `monitor`; epoll's auto mode starts on poll when it can and
 /// keeps the epoll monitor for the move.
 fn start(backend: Backend, monitor: Box<dyn FdMonitor>, open: Open<'_>) -> Plan {
     if backend == Backend::Epoll
+        && Backend::Poll.is_compiled_in()
         && let Ok(poll) = open(Backend::Poll)
     {
         let upgrade = Upgrade::new(EPOLL_UPGRADE_AT, monitor.name(), move || Ok(monitor));

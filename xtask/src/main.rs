@@ -6,6 +6,7 @@ use std::env;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Build the facade with every subset of its cargo features as a
+    /// user's crate gets it: crate `feature-check`, built on its own with
+    /// `--no-default-features --features ...`, so that only the subset
+    /// reaches `aio` (the facade's dev-dependency on itself turns the
+    /// defaults back on in `cargo test -p aio`). Clippy (`-D warnings`, all
+    /// targets) on each set of backends with and without `tokio`; the tests
+    /// on each set without `tokio`, and with it on one backend or none.
+    /// One target dir, so the builds share their dependencies.
+    Features,
     /// Check that every `unsafe` block, impl and extern block in the
     /// workspace's sources carries a `// SAFETY:` comment (clippy checks
     /// the code it compiles; this also reads what no target builds).
@@ -61,7 +71,76 @@ fn main() -> ExitCode {
         Task::Bench { args } => cargo(&["run", "--release", "--package", "aio-bench", "--"], &args),
         Task::Asan { args } => asan(&args),
         Task::UnsafeAudit => unsafe_audit(),
+        Task::Features => features(),
     }
+}
+
+/// The facade's backend features, best first.
+const BACKEND_FEATURES: [&str; 3] = ["io-uring", "epoll", "poll"];
+
+/// Every subset of the backend features, with and without `tokio`, each
+/// linted, and whether its tests run: every set of backends without
+/// `tokio` (the single-backend ones run the conformance suite), and each
+/// backend alone and none with `tokio`.
+fn feature_subsets() -> Vec<(String, bool)> {
+    let mut subsets = Vec::new();
+    for mask in 0..1u8 << BACKEND_FEATURES.len() {
+        let backends: Vec<&str> = (0..BACKEND_FEATURES.len())
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| BACKEND_FEATURES[i])
+            .collect();
+        for tokio in [false, true] {
+            let mut features = backends.clone();
+            if tokio {
+                features.push("tokio");
+            }
+            subsets.push((features.join(","), !tokio || backends.len() <= 1));
+        }
+    }
+    subsets
+}
+
+fn features() -> ExitCode {
+    let started = Instant::now();
+    let mut steps = Vec::new();
+    for (features, test) in feature_subsets() {
+        let shown = if features.is_empty() {
+            "(none)"
+        } else {
+            &features
+        };
+        let mut commands = vec![vec!["clippy", "--all-targets"]];
+        if test {
+            commands.push(vec!["test"]);
+        }
+        for mut args in commands {
+            let lint = args[0] == "clippy";
+            args.extend(["--package", "feature-check", "--no-default-features"]);
+            if !features.is_empty() {
+                args.extend(["--features", &features]);
+            }
+            if lint {
+                args.extend(["--", "-D", "warnings"]);
+            }
+            println!("xtask features: cargo {}", args.join(" "));
+            let step = Instant::now();
+            let code = run_cargo(&args, &[], &[]);
+            steps.push((format!("{:6} {shown}", args[0]), step.elapsed()));
+            if code != ExitCode::SUCCESS {
+                eprintln!(
+                    "xtask features: failed with features {shown}: cargo {}",
+                    args.join(" ")
+                );
+                return code;
+            }
+        }
+    }
+    println!("\nxtask features: every subset passed");
+    for (step, took) in &steps {
+        println!("  {:>6.1} s  {step}", took.as_secs_f64());
+    }
+    println!("  {:>6.1} s  in all", started.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
 }
 
 fn asan(args: &[OsString]) -> ExitCode {

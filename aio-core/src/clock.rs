@@ -35,6 +35,24 @@ impl Clock {
             ClockKind::Manual(manual) => manual.read(),
         }
     }
+
+    /// The reading of this clock at `instant`: on the monotonic clock, the
+    /// time since its origin (0 before it); on a manual clock, the manual
+    /// time now moved by as much as `instant` is from the real time now.
+    pub(crate) fn ns_at(&self, instant: Instant) -> u64 {
+        match &self.0 {
+            ClockKind::Monotonic(origin) => {
+                saturating_ns(instant.saturating_duration_since(*origin))
+            }
+            ClockKind::Manual(manual) => {
+                let (now, real) = (manual.now_ns(), Instant::now());
+                match instant.checked_duration_since(real) {
+                    Some(ahead) => now.saturating_add(saturating_ns(ahead)),
+                    None => now.saturating_sub(saturating_ns(real - instant)),
+                }
+            }
+        }
+    }
 }
 
 impl Default for Clock {

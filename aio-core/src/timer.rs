@@ -186,10 +186,33 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Arms the timer for `deadline_ns` on the context's clock, replacing
-    /// any earlier deadline. A deadline in the past fires in the next
-    /// iteration.
-    pub fn arm_at(&self, deadline_ns: u64) {
+    /// Arms the timer for `deadline`, replacing any earlier deadline. A
+    /// deadline in the past fires in the next iteration. On a
+    /// [`ManualClock`](crate::ManualClock) the deadline is taken as so far
+    /// from the manual time as it is from the real time now.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use aio_core::{AioContext, testing::SleepMonitor};
+    ///
+    /// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+    /// let timer = ctx.timer(|_| {});
+    /// timer.arm_at(Instant::now() + Duration::from_millis(1));
+    /// assert!(timer.is_armed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn arm_at(&self, deadline: std::time::Instant) {
+        if let Some(inner) = self.ctx.upgrade() {
+            let deadline_ns = inner.clock.ns_at(deadline);
+            inner.timers.borrow_mut().arm(self.key, deadline_ns);
+        }
+    }
+
+    /// Arms the timer for `deadline_ns` on the context's clock (in
+    /// nanoseconds since its origin, as [`AioContext::now_ns`] reads it),
+    /// replacing any earlier deadline. A deadline in the past fires in the
+    /// next iteration.
+    pub fn arm_at_ns(&self, deadline_ns: u64) {
         if let Some(inner) = self.ctx.upgrade() {
             inner.timers.borrow_mut().arm(self.key, deadline_ns);
         }

@@ -11,16 +11,22 @@ use aio_core::{AioContext, FdMonitor};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Backend {
-    /// The best one available: io_uring, else epoll (starting on poll and
-    /// moving to epoll once enough fds are registered), else poll.
+    /// The best one available: io_uring, else poll-then-epoll, else epoll,
+    /// else poll (among those compiled in and allowed by the machine).
     Auto,
     /// io_uring: poll requests on a ring whose completions the loop sees
     /// without a system call.
     IoUring,
     /// epoll, from the start.
     Epoll,
-    /// `ppoll(2)`.
+    /// `ppoll(2)`, for as long as the context lives.
     Poll,
+    /// QEMU's mode where it has no ring: start on `ppoll(2)`, whose
+    /// registration changes cost no system call, and move to epoll once
+    /// [`EPOLL_UPGRADE_AT`] handlers are registered, where a poll iteration
+    /// costs more than an epoll one. Where io_uring works, `Auto` takes
+    /// io_uring instead; this asks for the QEMU-style start there too.
+    PollThenEpoll,
 }
 
 /// The number of handlers at which a context in auto mode moves from poll to
@@ -39,21 +45,44 @@ impl Backend {
             Backend::IoUring => "io_uring",
             Backend::Epoll => "epoll",
             Backend::Poll => "poll",
+            Backend::PollThenEpoll => "poll-then-epoll",
         }
     }
 
-    /// The facade's cargo feature that compiles this backend in (`None` for
+    /// The backend whose monitor `ctx` runs on now; `None` for a monitor
+    /// that is not one of the facade's (one given through
+    /// [`ContextBuilder`](aio_core::ContextBuilder)). A context in
+    /// poll-then-epoll mode reads `Poll` until its move, then `Epoll`; its
+    /// [report](AioContext::backend) says how it got there.
+    ///
+    /// ```
+    /// use aio::prelude::*;
+    ///
+    /// let ctx = AioContext::builder().backend(Backend::Epoll).build()?;
+    /// assert_eq!(Backend::of(&ctx), Some(Backend::Epoll));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn of(ctx: &AioContext) -> Option<Backend> {
+        let name = ctx.backend().name;
+        CANDIDATES.into_iter().find(|b| b.name() == name)
+    }
+
+    /// The facade's cargo features that compile this backend in (none for
     /// `Auto`, which takes whichever are).
     ///
     /// ```
-    /// assert_eq!(aio::Backend::IoUring.cargo_feature(), Some("io-uring"));
+    /// use aio::Backend;
+    ///
+    /// assert_eq!(Backend::IoUring.cargo_features(), ["io-uring"]);
+    /// assert_eq!(Backend::PollThenEpoll.cargo_features(), ["poll", "epoll"]);
     /// ```
-    pub fn cargo_feature(self) -> Option<&'static str> {
+    pub fn cargo_features(self) -> &'static [&'static str] {
         match self {
-            Backend::Auto => None,
-            Backend::IoUring => Some("io-uring"),
-            Backend::Epoll => Some("epoll"),
-            Backend::Poll => Some("poll"),
+            Backend::Auto => &[],
+            Backend::IoUring => &["io-uring"],
+            Backend::Epoll => &["epoll"],
+            Backend::Poll => &["poll"],
+            Backend::PollThenEpoll => &["poll", "epoll"],
         }
     }
 
@@ -67,13 +96,15 @@ impl Backend {
             Backend::IoUring => cfg!(feature = "io-uring"),
             Backend::Epoll => cfg!(feature = "epoll"),
             Backend::Poll => cfg!(feature = "poll"),
+            Backend::PollThenEpoll => cfg!(all(feature = "poll", feature = "epoll")),
         }
     }
 
     /// Sets up this backend's monitor on its own, for a context built with
     /// [`ContextBuilder`](aio_core::ContextBuilder) or for running the
-    /// conformance suite on it. `Auto` gives the best one available
-    /// (without the poll-to-epoll upgrade, which needs a context).
+    /// conformance suite on it. `Auto` gives the best one available, and
+    /// `PollThenEpoll` the poll monitor, both without the move to epoll,
+    /// which needs a context.
     ///
     /// # Errors
     ///
@@ -89,12 +120,17 @@ impl Backend {
             Backend::Epoll => Ok(Box::new(fdmon_epoll::EpollMonitor::new()?)),
             #[cfg(feature = "poll")]
             Backend::Poll => Ok(Box::new(fdmon_poll::PollMonitor::new())),
+            #[cfg(all(feature = "poll", feature = "epoll"))]
+            Backend::PollThenEpoll => Backend::Poll.open(),
             #[allow(unreachable_patterns)]
             other => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
-                    "the {other} backend is not compiled in (enable aio's cargo feature `{}`)",
-                    other.cargo_feature().unwrap_or_default()
+                    "the {other} backend is not compiled in (enable aio's cargo {})",
+                    match other.cargo_features() {
+                        [one] => format!("feature `{one}`"),
+                        many => format!("features `{}`", many.join("` and `")),
+                    }
                 ),
             )),
         }
@@ -184,9 +220,13 @@ impl FromStr for Backend {
             "io_uring" | "io-uring" | "uring" => Ok(Backend::IoUring),
             "epoll" => Ok(Backend::Epoll),
             "poll" => Ok(Backend::Poll),
+            "poll-then-epoll" | "poll_then_epoll" => Ok(Backend::PollThenEpoll),
             other => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("unknown backend {other:?} (expected auto, io_uring, epoll or poll)"),
+                format!(
+                    "unknown backend {other:?} (expected auto, io_uring, epoll, poll or \
+                     poll-then-epoll)"
+                ),
             )),
         }
     }

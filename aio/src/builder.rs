@@ -2,12 +2,14 @@
 //! best available), polling parameters and clock of a new context.
 
 use std::env;
+use std::error::Error;
+use std::fmt;
 use std::io;
 
 use aio_core::{AioContext, BackendInfo, Clock, ContextBuilder, PollParams};
 
 use crate::backend::{Backend, describe_refusal};
-use crate::select::{Open, Plan, select};
+use crate::select::{Open, Plan, poll_then_epoll, select};
 
 /// The environment variable that forces a backend.
 pub const BACKEND_ENV: &str = "AIO_BACKEND";
@@ -74,19 +76,14 @@ impl Builder {
     fn build_with(self, open: Open<'_>) -> io::Result<AioContext> {
         let plan = match forced(self.backend, env::var(BACKEND_ENV))? {
             None => select(open)?,
-            Some((backend, by)) => {
-                let monitor = open(backend).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("{backend} forced by {by}: {}", describe_refusal(&e)),
-                    )
-                })?;
-                Plan {
-                    info: BackendInfo::forced(monitor.name(), by),
-                    monitor,
-                    upgrade: None,
+            Some((backend, by)) => forced_plan(backend, by, open).map_err(|source| {
+                BackendError {
+                    backend,
+                    by,
+                    source,
                 }
-            }
+                .into_io()
+            })?,
         };
         let mut builder = ContextBuilder::new(plan.monitor)
             .poll_params(self.params)
@@ -102,6 +99,77 @@ impl Builder {
             builder = builder.clock(clock);
         }
         builder.build()
+    }
+}
+
+/// The plan of a backend forced by `by`.
+fn forced_plan(backend: Backend, by: &'static str, open: Open<'_>) -> io::Result<Plan> {
+    if backend == Backend::PollThenEpoll {
+        return poll_then_epoll(open, by);
+    }
+    let monitor = open(backend)?;
+    Ok(Plan {
+        info: BackendInfo::forced(monitor.name(), by),
+        monitor,
+        upgrade: None,
+    })
+}
+
+/// A forced backend that could not be set up: which, forced by whom, and
+/// the error it failed with, kept whole as the [source](Error::source) so
+/// that a program can tell `EPERM` (a seccomp filter,
+/// `kernel.io_uring_disabled`) from `ENOMEM` (the locked-memory limit).
+/// [`Builder::build`] returns it inside an `io::Error` of the same kind.
+///
+/// ```
+/// use std::error::Error;
+/// use aio::prelude::*;
+///
+/// // Where io_uring works this builds; where it is refused, the cause is kept.
+/// if let Err(e) = AioContext::builder().backend(Backend::IoUring).build() {
+///     let refusal = e.get_ref().and_then(|e| e.downcast_ref::<aio::BackendError>());
+///     let errno = refusal.and_then(|r| r.source_error().raw_os_error());
+///     println!("refused: {e} (errno {errno:?})");
+/// }
+/// ```
+#[derive(Debug)]
+pub struct BackendError {
+    backend: Backend,
+    by: &'static str,
+    source: io::Error,
+}
+
+impl BackendError {
+    /// The backend that was forced.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The error its setup failed with, as the kernel gave it.
+    pub fn source_error(&self) -> &io::Error {
+        &self.source
+    }
+
+    fn into_io(self) -> io::Error {
+        io::Error::new(self.source.kind(), self)
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} forced by {}: {}",
+            self.backend,
+            self.by,
+            describe_refusal(&self.source)
+        )
+    }
+}
+
+impl Error for BackendError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
     }
 }
 
@@ -198,6 +266,17 @@ mod tests {
             err.to_string().contains("io_uring forced by builder"),
             "{err}"
         );
+        let refusal = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<BackendError>())
+            .expect("a BackendError inside");
+        assert_eq!(refusal.backend(), Backend::IoUring);
+        let source = err.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            source.and_then(io::Error::raw_os_error),
+            Some(libc::EPERM),
+            "the errno is kept as the source"
+        );
         assert!(err.to_string().contains("seccomp"), "{err}");
     }
 
@@ -247,6 +326,40 @@ mod tests {
                 at_handlers: crate::EPOLL_UPGRADE_AT
             }
         );
+    }
+
+    #[test]
+    fn poll_then_epoll_can_be_forced_where_io_uring_works() {
+        let ctx = Builder::new()
+            .backend(Backend::PollThenEpoll)
+            .build()
+            .unwrap();
+        assert_eq!(Backend::of(&ctx), Some(Backend::Poll));
+        assert_eq!(
+            ctx.backend().to_string(),
+            "poll (forced by builder), moving to epoll at 16 handlers"
+        );
+        let fds: Vec<_> = (0..crate::EPOLL_UPGRADE_AT)
+            .map(|_| aio_core::EventNotifier::new().unwrap())
+            .collect();
+        for fd in &fds {
+            let handler = aio_core::FdHandler::new().on_read(|_| {});
+            ctx.set_fd_handler(fd, Some(handler)).unwrap();
+        }
+        ctx.poll(false).unwrap();
+        assert_eq!(Backend::of(&ctx), Some(Backend::Epoll), "moved at 16");
+        assert_eq!(
+            forced(None, var("poll-then-epoll")).unwrap(),
+            Some((Backend::PollThenEpoll, BACKEND_ENV))
+        );
+    }
+
+    #[test]
+    fn a_custom_monitor_is_no_facade_backend() {
+        let ctx = aio_core::ContextBuilder::new(Box::new(aio_core::testing::SleepMonitor::new()))
+            .build()
+            .unwrap();
+        assert_eq!(Backend::of(&ctx), None);
     }
 
     #[test]

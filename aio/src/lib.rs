@@ -77,10 +77,23 @@ pub mod tokio;
 
 pub use aio_core::*;
 pub use backend::{Backend, EPOLL_UPGRADE_AT, describe_refusal, make_watchable};
-pub use builder::{BACKEND_ENV, Builder};
+pub use builder::{BACKEND_ENV, BackendError, Builder};
 
 /// Constructors of [`AioContext`] that pick a backend: import them with
 /// `use aio::prelude::*` or `use aio::AioContextExt`.
+///
+/// They are a trait, not inherent methods, because `AioContext` is defined
+/// in `aio-core`, which holds no backend (so that a program with a monitor
+/// of its own needs none of them); only the facade knows the backends, and
+/// Rust lets a crate add methods to another crate's type through a trait
+/// only. The prelude brings the trait in with the rest.
+///
+/// ```
+/// use aio::prelude::*;
+///
+/// let ctx = AioContext::new()?; // AioContextExt::new
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub trait AioContextExt: Sized {
     /// A context on the best backend available, polling off.
     ///
@@ -108,8 +121,8 @@ impl AioContextExt for AioContext {
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        AioContext, AioContextExt, Backend, BottomHalf, EventNotifier, FdHandler, PollParams,
-        Remote, Timer,
+        AioContext, AioContextExt, Backend, BottomHalf, EventNotifier, FdHandler, Interest,
+        PollParams, Readiness, Remote, Timer,
     };
 }
 

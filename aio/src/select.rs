@@ -50,24 +50,41 @@ pub(crate) fn select(open: Open<'_>) -> io::Result<Plan> {
     Err(last_error.unwrap_or_else(no_backend_compiled_in))
 }
 
-/// A context on `monitor`; epoll's auto mode starts on poll when it can and
-/// keeps the epoll monitor for the move.
+/// A context on `monitor`; where epoll is the best, the automatic choice
+/// takes the poll-then-epoll mode if poll can be had too.
 fn start(backend: Backend, monitor: Box<dyn FdMonitor>, open: Open<'_>) -> Plan {
     if backend == Backend::Epoll
         && Backend::Poll.is_compiled_in()
         && let Ok(poll) = open(Backend::Poll)
     {
-        let upgrade = Upgrade::new(EPOLL_UPGRADE_AT, monitor.name(), move || Ok(monitor));
-        return Plan {
-            info: BackendInfo::chosen(poll.name()),
-            monitor: poll,
-            upgrade: Some(upgrade),
-        };
+        return poll_then(poll, monitor, BackendInfo::chosen);
     }
     Plan {
         info: BackendInfo::chosen(monitor.name()),
         monitor,
         upgrade: None,
+    }
+}
+
+/// The poll-then-epoll mode forced by `by`: both monitors must open.
+pub(crate) fn poll_then_epoll(open: Open<'_>, by: &'static str) -> io::Result<Plan> {
+    let epoll = open(Backend::Epoll)?;
+    let poll = open(Backend::Poll)?;
+    Ok(poll_then(poll, epoll, |name| BackendInfo::forced(name, by)))
+}
+
+/// A context on `poll` that moves to `epoll` at [`EPOLL_UPGRADE_AT`]
+/// handlers.
+fn poll_then(
+    poll: Box<dyn FdMonitor>,
+    epoll: Box<dyn FdMonitor>,
+    info: impl FnOnce(&'static str) -> BackendInfo,
+) -> Plan {
+    let upgrade = Upgrade::new(EPOLL_UPGRADE_AT, epoll.name(), move || Ok(epoll));
+    Plan {
+        info: info(poll.name()),
+        monitor: poll,
+        upgrade: Some(upgrade),
     }
 }
 
@@ -77,7 +94,7 @@ fn log_once(backend: Backend, reason: &str) {
     let slot = match backend {
         Backend::IoUring => 0,
         Backend::Epoll => 1,
-        _ => 2,
+        _ => 2, // poll: the last candidate
     };
     if !LOGGED[slot].swap(true, Ordering::Relaxed) {
         log::warn!("aio: {backend} unavailable, falling back: {reason}");

@@ -212,7 +212,7 @@ fn timer_deadlines_at_the_extremes(kind: Kind) {
     let far = timer(&never);
     far.arm_in(Duration::MAX);
     let farthest = timer(&never);
-    farthest.arm_at(u64::MAX);
+    farthest.arm_at_ns(u64::MAX);
     assert!(!f.ctx.poll(false).unwrap());
 
     let remote = f.ctx.remote();
@@ -232,9 +232,9 @@ fn timer_deadlines_at_the_extremes(kind: Kind) {
     waker.join().unwrap();
 
     let past = [timer(&fired), timer(&fired), timer(&fired)];
-    past[0].arm_at(0);
+    past[0].arm_at_ns(0);
     past[1].arm_in(Duration::ZERO);
-    past[2].arm_at(f.ctx.now_ns());
+    past[2].arm_at_ns(f.ctx.now_ns());
     let start = Instant::now();
     f.ctx.poll(true).unwrap();
     assert!(
@@ -370,7 +370,7 @@ fn context_dropped_with_everything_registered(kind: Kind) {
         .map(|_| f.ctx.timer(counted(&runs, &drops)))
         .collect();
     for t in &timers {
-        t.arm_at(0);
+        t.arm_at_ns(0);
     }
     f.ctx.schedule_oneshot(counted(&runs, &drops));
     let remote = f.ctx.remote();

@@ -103,7 +103,7 @@ fn wait_errors_reach_the_caller(kind: Kind) {
             let bh = rig.ctx.bh(move |_| b.hit());
             let timer = rig.ctx.timer(move |_| t.hit());
             ev.set();
-            timer.arm_at(0);
+            timer.arm_at_ns(0);
             if !blocking {
                 bh.schedule();
             }

@@ -28,7 +28,7 @@ fn environment_leaves_the_choice() -> bool {
 #[test]
 fn a_backend_is_compiled_in_exactly_when_its_feature_is_on() {
     for backend in BACKENDS {
-        let feature = backend.cargo_feature().unwrap();
+        let feature = backend.cargo_features()[0];
         assert_eq!(backend.is_compiled_in(), on(feature), "{backend}");
         match backend.open() {
             Ok(monitor) => {
@@ -55,7 +55,11 @@ fn a_backend_is_compiled_in_exactly_when_its_feature_is_on() {
         }
     }
     assert_eq!(Backend::Auto.is_compiled_in(), !BACKEND_FEATURES.is_empty());
-    assert_eq!(Backend::Auto.cargo_feature(), None);
+    assert!(Backend::Auto.cargo_features().is_empty());
+    assert_eq!(
+        Backend::PollThenEpoll.is_compiled_in(),
+        on("poll") && on("epoll")
+    );
 }
 
 /// Serves an fd handler, a bottom half and a timer on `ctx`.

@@ -7,6 +7,7 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aio_core::{EventNotifier, FdMonitor, Interest, Registration, Token};
@@ -44,17 +45,21 @@ fn an_infinite_wait_ends_when_another_thread_makes_an_fd_ready() {
             interest: Interest::READABLE,
         };
         m.update(n.as_raw_fd(), None, Some(reg)).unwrap();
+        let written = Arc::new(AtomicBool::new(false));
         let writer = {
-            let n = Arc::clone(&n);
+            let (n, written) = (Arc::clone(&n), Arc::clone(&written));
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(5)); // likely blocked by now
+                written.store(true, Ordering::SeqCst);
                 n.set().unwrap();
             })
         };
-        let start = Instant::now();
         let mut events = Vec::new();
         m.wait(&mut events, None).unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(4), "{mode:?}");
+        assert!(
+            written.load(Ordering::SeqCst),
+            "{mode:?}: returned before the fd was made ready"
+        );
         assert_eq!(events.len(), 1, "{mode:?}: {events:?}");
         assert_eq!(events[0].token, Token(5));
         writer.join().unwrap();

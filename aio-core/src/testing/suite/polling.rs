@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::testing::{Count, Fixture, Harness, TestEvent};
+use crate::testing::{Count, Fixture, Harness, TestEvent, Watchdog};
 use crate::{FdHandler, PollHook, PollParams};
 
 /// A device with a work flag that its `poll` callback checks.
@@ -376,12 +376,18 @@ pub fn covered_loop_asks_poll_callbacks_and_kernel_every_50us(h: &Harness) {
 /// A handler without a `poll` callback, made ready by another thread while
 /// the loop is in its poll window, is dispatched without a blocking wait: the
 /// window peeks at the monitor. With polling off, the same needs one.
+///
+/// On a manual clock, so that no step depends on how fast the threads run:
+/// the writer sets the fd once the loop has read the clock a thousand times,
+/// which it does only while it spins in the window, and the window lasts
+/// seconds of real time (40 million readings) unless the peek ends it.
 pub fn plain_handler_served_in_the_poll_window(h: &Harness) {
     for polling in [true, false] {
-        let f = h.fixture();
-        // A huge growth factor: one iteration that blocked for a while
-        // takes the poll time to the 200 ms cap.
-        let max_ns = if polling { 200_000_000 } else { 0 };
+        let f = h.fixture_manual();
+        f.clock().auto_advance(Duration::from_nanos(100));
+        // A huge growth factor: one iteration that blocked 2 ms takes the
+        // poll time from 4 us to 4 s.
+        let max_ns = if polling { 10_000_000_000 } else { 0 };
         f.ctx.set_poll_params(PollParams {
             max_ns,
             grow: 1_000_000,
@@ -399,34 +405,39 @@ pub fn plain_handler_served_in_the_poll_window(h: &Harness) {
                 })),
             )
             .unwrap();
-        let _watchdog = f.watchdog(std::time::Duration::from_secs(20));
-        let set_later = |delay_ms: u64| {
-            let writer = std::sync::Arc::clone(&ev);
-            std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                writer.set();
-            })
-        };
+        let _watchdog = Watchdog::arm(
+            "the plain handler to be served from the poll window",
+            Duration::from_secs(60),
+        );
         let serve = |want: usize| {
             while reads.get() < want {
                 f.ctx.poll(true).unwrap();
             }
         };
+        f.set_wait_time(Duration::from_micros(1));
         ev.set();
         serve(1); // joins the polled list at 4 us
-        set_later(2).join().unwrap();
-        serve(2); // blocked about 2 ms: the poll time grows to the cap
+        f.set_wait_time(Duration::from_millis(2));
+        ev.set();
+        serve(2); // blocked 2 ms: the poll time grows to 4 s
         if polling {
-            assert_eq!(
-                f.ctx.poll_time(&*ev),
-                Some(std::time::Duration::from_millis(200))
-            );
+            assert_eq!(f.ctx.poll_time(&*ev), Some(Duration::from_secs(4)));
         }
 
+        f.set_wait_time(Duration::from_micros(1));
         let before = f.ctx.stats();
-        let thread = set_later(10);
+        let (writer_ev, clock) = (std::sync::Arc::clone(&ev), f.clock().clone());
+        let writer = std::thread::spawn(move || {
+            if polling {
+                let start = clock.now_ns();
+                while clock.now_ns() < start + 100_000 {
+                    std::thread::yield_now();
+                }
+            }
+            writer_ev.set();
+        });
         serve(3);
-        thread.join().unwrap();
+        writer.join().unwrap();
         let after = f.ctx.stats();
         let blocked = after.blocking_waits - before.blocking_waits;
         if polling {

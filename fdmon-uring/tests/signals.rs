@@ -40,11 +40,17 @@ fn a_signal_does_not_end_a_blocking_wait() {
         let before = SIGNALS.load(Ordering::Relaxed);
         let sender = std::thread::spawn(move || {
             for _ in 0..3 {
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(10)); // into the wait, likely
+                let sent = SIGNALS.load(Ordering::SeqCst);
                 // SAFETY: `me` is the test thread, which is alive: it joins
                 // this thread before it returns.
                 let rc = unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
                 assert_eq!(rc, 0);
+                // Signals of one kind pending together are delivered once:
+                // send the next only after this one was handled.
+                while SIGNALS.load(Ordering::SeqCst) == sent {
+                    std::thread::yield_now();
+                }
             }
         });
         let start = Instant::now();

@@ -43,8 +43,8 @@ pub fn assert_short_waits_are_precise(monitor: &mut dyn FdMonitor) {
 }
 
 /// [`TIMING_TRIALS`] timers 200 µs away on a context on `monitor`: each
-/// fires in the first `poll(true)`, never before its deadline, after
-/// exactly one wait (no busy loop), and the quickest well under a
+/// fires in the first `poll(true)`, never before its deadline, after at
+/// most one wait (no busy loop), and the quickest well under a
 /// millisecond.
 ///
 /// # Panics
@@ -67,10 +67,11 @@ pub fn assert_short_timers_fire_after_one_wait(monitor: Box<dyn FdMonitor>) {
         let after = ctx.stats();
         let fired = fired_at.get().expect("fired in the first poll");
         assert!(fired >= deadline, "{name}: {} ns early", deadline - fired);
-        assert_eq!(after.waits - before.waits, 1, "{name}: {after:?}");
-        assert_eq!(
-            after.blocking_waits - before.blocking_waits,
-            1,
+        // One wait, or none if the thread lost its CPU past the deadline
+        // before the loop computed its timeout: never a loop of waits.
+        assert!(after.waits - before.waits <= 1, "{name}: {after:?}");
+        assert!(
+            after.blocking_waits - before.blocking_waits <= 1,
             "{name}: {after:?}"
         );
         quickest = quickest.min(fired - (deadline - 200_000));

@@ -15,6 +15,7 @@
 mod alloc;
 mod faults;
 mod harness;
+mod inline_engine;
 #[cfg(all(test, loom))]
 mod loom_models;
 mod sim;
@@ -30,6 +31,7 @@ pub use alloc::{
 };
 pub use faults::{Fault, Faults, FaultyMonitor};
 pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
+pub use inline_engine::InlineEngine;
 pub use sim::{SimMonitor, SimWorld};
 pub use sleep::SleepMonitor;
 pub use steady_state::{assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate};

@@ -84,29 +84,38 @@ impl OpEngine for InlineEngine {
             return Ok(());
         }
         let result = match *request {
-            // SAFETY: the caller keeps `buf` valid for `len` bytes until the
-            // completion is taken; the cut only shortens it.
             OpRequest::Read {
                 fd,
                 buf,
                 len,
                 offset,
-            } => unsafe { libc::pread(fd, buf.cast(), self.cut(len), offset as libc::off_t) },
-            // SAFETY: as for the read.
+            } => {
+                let len = self.cut(len);
+                // SAFETY: the caller keeps `buf` valid for `len` bytes until
+                // the completion is taken; the cut only shortens it.
+                unsafe { libc::pread(fd, buf.cast(), len, offset as libc::off_t) }
+            }
             OpRequest::Write {
                 fd,
                 buf,
                 len,
                 offset,
-            } => unsafe { libc::pwrite(fd, buf.cast(), self.cut(len), offset as libc::off_t) },
-            // SAFETY: fsync and fdatasync take only an fd.
-            OpRequest::Fsync { fd, datasync } => unsafe {
-                if datasync {
-                    libc::fdatasync(fd) as isize
-                } else {
-                    libc::fsync(fd) as isize
-                }
-            },
+            } => {
+                let len = self.cut(len);
+                // SAFETY: as for the read.
+                unsafe { libc::pwrite(fd, buf.cast(), len, offset as libc::off_t) }
+            }
+            OpRequest::Fsync { fd, datasync } => {
+                // SAFETY: fsync and fdatasync take only an fd.
+                let rc = unsafe {
+                    if datasync {
+                        libc::fdatasync(fd)
+                    } else {
+                        libc::fsync(fd)
+                    }
+                };
+                rc as isize
+            }
             OpRequest::Raw { .. } => return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
         };
         let result = if result < 0 {

@@ -53,6 +53,9 @@ use std::time::{Duration, Instant};
 
 use aio_core::{FdMonitor, Pending, ReadyEvent, Registration};
 
+/// The io_uring crate this one builds its requests with, for [`submit_sqe`].
+pub use io_uring;
+pub use ops::submit_sqe;
 use registrations::Registrations;
 use ring::Ring;
 pub use ring::{TaskRun, UringOptions};

@@ -65,6 +65,12 @@ fn entry(id: OpId, request: &OpRequest) -> io::Result<squeue::Entry> {
             };
             opcode::Fsync::new(types::Fd(fd)).flags(flags).build()
         }
+        OpRequest::Raw { sqe } => {
+            // SAFETY: the bytes came from an `squeue::Entry`
+            // (`submit_sqe`), or were vouched for as one by the caller of
+            // `AioContext::submit_raw`; the layouts are the same.
+            unsafe { std::mem::transmute::<[u8; 64], squeue::Entry>(sqe) }
+        }
         _ => return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
     };
     Ok(entry.user_data(id.0))
@@ -80,6 +86,7 @@ impl OpEngine for UringMonitor {
             OpKind::Read => self.ops.read,
             OpKind::Write => self.ops.write,
             OpKind::Fsync => self.ops.fsync,
+            OpKind::Raw => true,
             _ => false,
         }
     }
@@ -115,3 +122,46 @@ impl OpEngine for UringMonitor {
         into.append(&mut self.ops.done);
     }
 }
+
+/// Queues `entry`, an io_uring request of any opcode, on the ring of `ctx`
+/// (a context on a [`UringMonitor`]), and calls `done` with its completion
+/// result as the kernel gives it (bytes or a negated errno). The engine sets
+/// the entry's `user_data`. On a context whose monitor is not io_uring,
+/// `done` gets `-EOPNOTSUPP`. Cancel it through the returned handle.
+///
+/// ```
+/// use aio_core::AioContext;
+/// use fdmon_uring::{UringMonitor, submit_sqe};
+/// use fdmon_uring::io_uring::opcode;
+///
+/// let ctx = AioContext::with_monitor(Box::new(UringMonitor::new()?))?;
+/// let result = std::rc::Rc::new(std::cell::Cell::new(None));
+/// let r = result.clone();
+/// // SAFETY: a NOP points to no memory.
+/// unsafe { submit_sqe(&ctx, opcode::Nop::new().build(), move |_, res| r.set(Some(res))) };
+/// ctx.run_until(|| result.get().is_some())?;
+/// assert_eq!(result.get(), Some(0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Safety
+///
+/// As [`AioContext::submit_raw`]: the memory the entry points to stays
+/// valid and untouched until `done` runs (or the context's drop returns),
+/// and the entry is a request of its own (no link flags).
+pub unsafe fn submit_sqe<F>(
+    ctx: &aio_core::AioContext,
+    entry: squeue::Entry,
+    done: F,
+) -> aio_core::OpHandle
+where
+    F: FnOnce(&aio_core::AioContext, i32) + 'static,
+{
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte
+    // `io_uring_sqe` (checked below), so its bytes are the entry.
+    let sqe: [u8; 64] = unsafe { std::mem::transmute(entry) };
+    // SAFETY: the caller's promise, passed on.
+    unsafe { ctx.submit_raw(sqe, done) }
+}
+
+const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);

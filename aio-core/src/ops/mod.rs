@@ -14,6 +14,7 @@ mod buf;
 mod dispatch;
 mod engine;
 mod file;
+mod raw;
 mod request;
 mod table;
 

@@ -19,7 +19,7 @@ use crate::peek::PeekGate;
 use crate::polling::PollParams;
 use crate::remote::Shared;
 use crate::stats::Counters;
-use crate::{AioContext, EventNotifier};
+use crate::{AioContext, EventNotifier, OpEngine, Remote};
 
 /// Builds an [`AioContext`] on a monitor, with its polling parameters and
 /// clock.
@@ -42,9 +42,13 @@ pub struct ContextBuilder {
     backend: Option<BackendInfo>,
     upgrade: Option<Upgrade>,
     fallback: Option<Fallback>,
+    ops_fallback: Option<MakeEngine>,
     doorbell: Option<Box<dyn Doorbell>>,
     timer_slack: Option<Duration>,
 }
+
+/// Makes the fallback engine of a context, given the context's remote.
+type MakeEngine = Box<dyn FnOnce(Remote) -> Box<dyn OpEngine>>;
 
 /// The timer slack a context gives its thread by default, as QEMU does.
 const DEFAULT_TIMER_SLACK: Duration = Duration::from_nanos(1);
@@ -59,6 +63,7 @@ impl ContextBuilder {
             backend: None,
             upgrade: None,
             fallback: None,
+            ops_fallback: None,
             doorbell: None,
             timer_slack: Some(DEFAULT_TIMER_SLACK),
         }
@@ -129,6 +134,20 @@ impl ContextBuilder {
         self
     }
 
+    /// Sets the engine for the operations that the monitor cannot carry out
+    /// (all of them, on a monitor without an [engine of its
+    /// own](FdMonitor::ops)): `make` gets the context's [`Remote`], through
+    /// which the engine's completions wake the context. The `aio` facade
+    /// gives every context a thread pool this way. The context owns the
+    /// engine and drops it when it is dropped.
+    pub fn ops_fallback(
+        mut self,
+        make: impl FnOnce(Remote) -> Box<dyn OpEngine> + 'static,
+    ) -> ContextBuilder {
+        self.ops_fallback = Some(Box::new(make));
+        self
+    }
+
     /// Creates the context and registers its notifier with the monitor.
     ///
     /// # Errors
@@ -144,6 +163,7 @@ impl ContextBuilder {
             Some(doorbell) => doorbell,
             None => Box::new(EventNotifier::new()?),
         };
+        let ops_fallback = self.ops_fallback;
         let mut backend = self
             .backend
             .unwrap_or_else(|| BackendInfo::given(self.monitor.name()));
@@ -171,11 +191,16 @@ impl ContextBuilder {
                 upgrade: RefCell::new(self.upgrade),
                 fallback: RefCell::new(self.fallback),
                 readiness: Cell::new(crate::Readiness::EMPTY),
+                ops: crate::ops::Ops::default(),
                 outer_ready: RefCell::default(),
                 outer_announced: Cell::new(false),
             }),
         };
         ctx.register_notifier()?;
+        if let Some(make) = ops_fallback {
+            let engine = make(ctx.remote());
+            *ctx.inner.ops.fallback.borrow_mut() = Some(engine);
+        }
         Ok(ctx)
     }
 }

@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub(crate) fallback: RefCell<Option<Fallback>>,
     /// What the running read or write callback was called for.
     pub(crate) readiness: Cell<Readiness>,
+    /// Operations in flight, and the fallback engine.
+    pub(crate) ops: crate::ops::Ops,
 }
 
 impl AioContext {
@@ -293,8 +295,9 @@ impl AioContext {
     ///
     /// # Errors
     ///
-    /// `ResourceBusy` when called from inside `poll` (a callback); any error
-    /// of the new monitor, in which case the context stays on the old one.
+    /// `ResourceBusy` when called from inside `poll` (a callback), or while
+    /// operations are in flight on the old monitor's ring; any error of the
+    /// new monitor, in which case the context stays on the old one.
     ///
     /// ```
     /// use aio_core::{AioContext, Selection, testing::SleepMonitor};
@@ -328,6 +331,12 @@ impl AioContext {
     /// Registers every watched handler with `monitor` and runs on it; on
     /// error, takes back what it registered and stays on the old one.
     pub(crate) fn move_registrations(&self, mut monitor: Box<dyn FdMonitor>) -> io::Result<()> {
+        if self.monitor_ops_in_flight() {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "operations are in flight on the monitor's ring; the monitor can change once they complete",
+            ));
+        }
         let registry = self.inner.registry.borrow();
         let mut moved = Vec::new();
         for node in registry.nodes() {
@@ -539,6 +548,7 @@ impl Drop for AioContext {
     fn drop(&mut self) {
         let inner = &self.inner;
         inner.shared.close();
+        self.drain_ops();
         let nodes = inner.registry.borrow_mut().drain();
         inner.polled.borrow_mut().clear();
         for node in &nodes {

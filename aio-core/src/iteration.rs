@@ -92,6 +92,7 @@ impl AioContext {
 
         progress |= self.run_bottom_halves();
         progress |= self.dispatch_ready(&ready.events, iteration, start, waited);
+        progress |= self.dispatch_ops();
         if inner.depth.get() == 1 {
             self.free_deferred();
         }
@@ -100,9 +101,12 @@ impl AioContext {
     }
 
     /// How long the next wait may block: zero if a bottom half is
-    /// scheduled, at most 10 ms if an idle one is, else until the nearest
+    /// scheduled or an operation's completion waits, at most 10 ms if an idle one is, else until the nearest
     /// timer, else forever (`None`).
     pub(crate) fn compute_timeout(&self, now: u64) -> Option<u64> {
+        if self.ops_have_completions() {
+            return Some(0);
+        }
         let bh = self.bh_timeout();
         if bh == Some(0) {
             return bh;

@@ -116,6 +116,9 @@ impl AioContext {
             return false;
         };
         let from = inner.monitor.borrow().name();
+        // A ring that failed for good cannot say when the kernel is done
+        // with the buffers of its operations.
+        self.abandon_monitor_ops();
         let moved = (fallback.open)().and_then(|monitor| self.move_registrations(monitor));
         let mut backend = inner.backend.borrow_mut();
         match moved {

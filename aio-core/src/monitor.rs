@@ -16,6 +16,10 @@ use std::time::Duration;
 /// (including the replacement of a handler on the same fd) gets a new token,
 /// so an event that a monitor reports late, for a handler that has since been
 /// removed or replaced, no longer resolves and is dropped by the core.
+///
+/// A token's top bit is always clear: values with it set are
+/// [operations' ids](crate::OpId), so that a monitor whose ring carries both
+/// can tell them apart by `user_data`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Token(pub u64);
 
@@ -262,6 +266,19 @@ pub trait FdMonitor {
 
     /// Says, without a system call, whether readiness is waiting.
     fn pending(&mut self) -> Pending;
+
+    /// The monitor's own engine for operations, if it has one (io_uring:
+    /// requests on the same ring as the fd registrations, completed with
+    /// the same wait). The default has none: the context's fallback engine
+    /// (a thread pool) serves its operations.
+    ///
+    /// A monitor with an engine reports the completions it reaps in
+    /// [`wait`](FdMonitor::wait) through the engine, not as ready events,
+    /// and shows them in [`pending`](FdMonitor::pending) as it shows
+    /// readiness.
+    fn ops(&mut self) -> Option<&mut dyn crate::OpEngine> {
+        None
+    }
 
     /// A file descriptor that is readable whenever a zero-timeout
     /// [`wait`](FdMonitor::wait) would report something (an epoll fd, an

@@ -218,7 +218,11 @@ impl AioContext {
             let (found, user) = self.poll_handlers_once(ready, start);
             user_work |= user;
             let pending = inner.monitor.borrow_mut().pending();
-            if found || inner.shared.notify.is_notified() || pending == Pending::Yes {
+            if found
+                || inner.shared.notify.is_notified()
+                || pending == Pending::Yes
+                || self.ops_have_completions()
+            {
                 return Ok((true, user_work));
             }
             if pending == Pending::Submit && self.submit(ready, iteration)? {

@@ -12,6 +12,7 @@ use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 
 use crate::handler::Node;
 use crate::monitor::{Interest, Registration, Token};
+use crate::ops::OP_BIT;
 
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -37,7 +38,18 @@ impl Registry {
 
     /// The node a token was issued for, if it is still registered.
     pub(crate) fn by_token(&self, token: Token) -> Option<&Rc<Node>> {
-        self.nodes.get(key_of(token))
+        self.key(token).and_then(|key| self.nodes.get(key))
+    }
+
+    /// The slot-map key behind `token`. Tokens leave out the key's top bit
+    /// (operations' ids have it, so that the two can share a ring's
+    /// `user_data`), so both keys it can stand for are tried, and the node
+    /// found must hold that very token.
+    fn key(&self, token: Token) -> Option<DefaultKey> {
+        [token.0, token.0 | OP_BIT]
+            .into_iter()
+            .map(|ffi| DefaultKey::from(KeyData::from_ffi(ffi)))
+            .find(|key| self.nodes.get(*key).is_some_and(|n| n.token() == token))
     }
 
     /// Gives a node built by `make` a fresh token without registering it
@@ -46,7 +58,7 @@ impl Registry {
     pub(crate) fn reserve(&mut self, make: impl FnOnce(Token) -> Node) -> Rc<Node> {
         let key = self
             .nodes
-            .insert_with_key(|key| Rc::new(make(Token(key.data().as_ffi()))));
+            .insert_with_key(|key| Rc::new(make(token_of(key))));
         Rc::clone(&self.nodes[key])
     }
 
@@ -54,14 +66,18 @@ impl Registry {
     /// the fd had before, now marked deleted.
     pub(crate) fn commit(&mut self, node: &Rc<Node>) -> Option<Rc<Node>> {
         let old = self.remove(node.fd);
-        self.by_fd.insert(node.fd, key_of(node.token()));
+        if let Some(key) = self.key(node.token()) {
+            self.by_fd.insert(node.fd, key);
+        }
         self.count(node, 1);
         old
     }
 
     /// Forgets a reserved node that the monitor refused.
     pub(crate) fn abandon(&mut self, node: &Rc<Node>) {
-        self.nodes.remove(key_of(node.token()));
+        if let Some(key) = self.key(node.token()) {
+            self.nodes.remove(key);
+        }
         node.deleted.set(true);
     }
 
@@ -70,11 +86,18 @@ impl Registry {
     /// node to it, or [`release`](Self::release) gives it back. A slot map
     /// reuses freed slots, so this does not allocate in a steady state.
     pub(crate) fn reserve_token(&mut self, node: &Rc<Node>) -> Token {
-        Token(self.nodes.insert(Rc::clone(node)).data().as_ffi())
+        token_of(self.nodes.insert(Rc::clone(node)))
     }
 
+    /// Gives back a reserved token (the node still holds its own).
     pub(crate) fn release(&mut self, token: Token) {
-        self.nodes.remove(key_of(token));
+        let key = [token.0, token.0 | OP_BIT]
+            .into_iter()
+            .map(|ffi| DefaultKey::from(KeyData::from_ffi(ffi)))
+            .find(|key| self.nodes.contains_key(*key));
+        if let Some(key) = key {
+            self.nodes.remove(key);
+        }
     }
 
     /// What the monitor would hold for `node` watching for `interest` under
@@ -93,9 +116,13 @@ impl Registry {
     /// stops resolving.
     pub(crate) fn rekey(&mut self, node: &Rc<Node>, interest: Interest, token: Token) {
         self.count(node, -1);
-        self.nodes.remove(key_of(node.token()));
+        if let Some(key) = self.key(node.token()) {
+            self.nodes.remove(key);
+        }
         node.set_interest(interest, token);
-        self.by_fd.insert(node.fd, key_of(token));
+        if let Some(key) = self.key(token) {
+            self.by_fd.insert(node.fd, key);
+        }
         self.count(node, 1);
     }
 
@@ -196,6 +223,7 @@ impl Registry {
     }
 }
 
-fn key_of(token: Token) -> DefaultKey {
-    KeyData::from_ffi(token.0).into()
+/// The token of a slot-map key: the key without its top bit.
+fn token_of(key: DefaultKey) -> Token {
+    Token(key.data().as_ffi() & !OP_BIT)
 }

@@ -43,6 +43,7 @@
 //! `IORING_SETUP_SINGLE_ISSUER`: a monitor may be made on one thread and
 //! moved to the thread of its context, but not moved again afterwards.
 
+mod ops;
 mod registrations;
 mod ring;
 
@@ -52,6 +53,9 @@ use std::time::{Duration, Instant};
 
 use aio_core::{FdMonitor, Pending, ReadyEvent, Registration};
 
+/// The io_uring crate this one builds its requests with, for [`submit_sqe`].
+pub use io_uring;
+pub use ops::submit_sqe;
 use registrations::Registrations;
 use ring::Ring;
 pub use ring::{TaskRun, UringOptions};
@@ -80,6 +84,7 @@ pub use ring::{TaskRun, UringOptions};
 pub struct UringMonitor {
     ring: Ring,
     registrations: Registrations,
+    ops: ops::RingOps,
 }
 
 impl UringMonitor {
@@ -117,9 +122,12 @@ impl UringMonitor {
     /// As [`new`](UringMonitor::new), and `EINVAL` if the kernel does not
     /// know the task-running flags asked for.
     pub fn with_options(options: UringOptions) -> io::Result<UringMonitor> {
+        let ring = Ring::open(&options)?;
+        let ops = ring.probe_ops()?;
         Ok(UringMonitor {
-            ring: Ring::open(&options)?,
+            ring,
             registrations: Registrations::default(),
+            ops,
         })
     }
 
@@ -145,6 +153,13 @@ impl UringMonitor {
         self.registrations.len() == 0
     }
 
+    /// Hands the queued registration changes and operations to the kernel
+    /// now.
+    fn registrations_and_requests_to_kernel(&mut self) -> io::Result<()> {
+        self.registrations.flush(&mut self.ring)?;
+        self.ring.enter(0, None)
+    }
+
     /// One wait, as [`FdMonitor::wait`] describes it.
     fn wait_inner(
         &mut self,
@@ -159,7 +174,10 @@ impl UringMonitor {
         {
             return Err(e);
         }
-        if timeout == Some(Duration::ZERO) || self.ring.has_completions() {
+        if timeout == Some(Duration::ZERO)
+            || self.ring.has_completions()
+            || !self.ops.done.is_empty()
+        {
             if self.ring.must_enter() {
                 match self.ring.enter(0, None) {
                     Err(e) if !transient(&e) => return Err(e),
@@ -174,7 +192,7 @@ impl UringMonitor {
         loop {
             let entered = self.ring.enter(1, left);
             self.reap(events)?;
-            if events.len() > before {
+            if events.len() > before || !self.ops.done.is_empty() {
                 return Ok(());
             }
             match entered {
@@ -198,8 +216,10 @@ impl UringMonitor {
     fn reap(&mut self, events: &mut Vec<ReadyEvent>) -> io::Result<()> {
         loop {
             for cqe in self.ring.completions() {
-                self.registrations
-                    .complete(cqe.user_data(), cqe.result(), events);
+                if !self.ops.reap(cqe.user_data(), cqe.result()) {
+                    self.registrations
+                        .complete(cqe.user_data(), cqe.result(), events);
+                }
             }
             if !self.ring.overflowed() {
                 return Ok(());
@@ -237,6 +257,12 @@ impl FdMonitor for UringMonitor {
 
     fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
         self.wait_inner(events, timeout)
+    }
+
+    /// Reads, writes and syncs on the ring (those whose opcodes the kernel
+    /// has; the others go to the context's fallback engine).
+    fn ops(&mut self) -> Option<&mut dyn aio_core::OpEngine> {
+        Some(self)
     }
 
     /// What the rings show (see [`TaskRun`]): `Yes` if completions wait

@@ -243,18 +243,50 @@ impl Ring {
     /// Queues one request, first submitting what the queue holds if it is
     /// full.
     ///
-    /// `entry` must be a poll add or poll remove built by this crate: such
-    /// requests point to no memory of ours.
+    /// `entry` must be a poll add, poll remove or cancel built by this
+    /// crate: such requests point to no memory of ours.
     pub(crate) fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         if self.uring.submission().is_full() {
             self.enter(0, None)?;
         }
         // `push` may only be given entries whose buffers stay valid until
         // they complete.
-        // SAFETY: the monitor pushes only POLL_ADD (an fd and an event mask)
-        // and POLL_REMOVE (a user_data) requests: plain values, no pointer.
+        // SAFETY: through `push` the monitor queues only POLL_ADD (an fd and
+        // an event mask), POLL_REMOVE and ASYNC_CANCEL (a user_data)
+        // requests: plain values, no pointer. (Operations, which point to
+        // buffers, go through `push_op`.)
         let pushed = unsafe { self.uring.submission().push(entry) };
         pushed.map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// Queues an operation's request, first submitting what the queue
+    /// holds if it is full.
+    ///
+    /// # Safety
+    ///
+    /// The memory `entry` points to stays valid until its completion has
+    /// been reaped.
+    pub(crate) unsafe fn push_op(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        if self.uring.submission().is_full() {
+            self.enter(0, None)?;
+        }
+        // SAFETY: the caller keeps the entry's memory valid until its
+        // completion (this function's contract).
+        let pushed = unsafe { self.uring.submission().push(entry) };
+        pushed.map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
+    }
+
+    /// Which operation opcodes the kernel has.
+    pub(crate) fn probe_ops(&self) -> io::Result<crate::ops::RingOps> {
+        let mut probe = Probe::new();
+        self.uring.submitter().register_probe(&mut probe)?;
+        Ok(crate::ops::RingOps {
+            read: probe.is_supported(opcode::Read::CODE),
+            write: probe.is_supported(opcode::Write::CODE),
+            fsync: probe.is_supported(opcode::Fsync::CODE),
+            cancel: probe.is_supported(opcode::AsyncCancel::CODE),
+            ..Default::default()
+        })
     }
 
     /// One `io_uring_enter`: submits whatever the submission queue holds,
@@ -282,7 +314,8 @@ impl Ring {
         // with no signal mask and a pointer to `ts`. Without EXT_ARG the
         // argument is a null signal mask.
         // SAFETY: `args` and `ts` live on this frame until the call returns;
-        // the queued requests point to no memory (see `push`).
+        // the queued requests point to no memory (see `push`) or to memory
+        // kept valid until their completion (see `push_op`).
         let entered = unsafe {
             self.uring
                 .submitter()

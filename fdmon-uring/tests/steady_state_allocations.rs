@@ -5,6 +5,7 @@
 
 use aio_core::testing::{
     CountingAlloc, assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate,
+    assert_operations_do_not_allocate,
 };
 use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
 
@@ -26,5 +27,13 @@ fn steady_state_iterations_do_not_allocate() {
 fn busy_polling_does_not_allocate() {
     for mode in TaskRun::ALL {
         assert_busy_polling_does_not_allocate(monitor(mode));
+    }
+}
+
+#[test]
+fn operations_on_the_ring_do_not_allocate() {
+    for mode in TaskRun::ALL {
+        let ctx = aio_core::AioContext::with_monitor(monitor(mode)).unwrap();
+        assert_operations_do_not_allocate(&ctx);
     }
 }

@@ -15,8 +15,10 @@
 mod alloc;
 mod faults;
 mod harness;
+mod inline_engine;
 #[cfg(all(test, loom))]
 mod loom_models;
+mod ops_harness;
 mod sim;
 mod sleep;
 mod steady_state;
@@ -30,9 +32,14 @@ pub use alloc::{
 };
 pub use faults::{Fault, Faults, FaultyMonitor};
 pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
+pub use inline_engine::InlineEngine;
+pub use ops_harness::OpsHarness;
 pub use sim::{SimMonitor, SimWorld};
 pub use sleep::SleepMonitor;
-pub use steady_state::{assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate};
+pub use steady_state::{
+    assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate,
+    assert_operations_do_not_allocate,
+};
 pub use timing::{
     TIMING_TRIALS, assert_short_timers_fire_after_one_wait, assert_short_waits_are_precise,
 };
@@ -130,6 +137,31 @@ macro_rules! outer_loop_tests {
             timers::blocking_poll_sleeps_until_nearest_timer,
             timers::blocking_poll_wakes_for_timer_real_clock,
             remote::notify_wakes_outer_loop,
+        }
+    };
+}
+
+/// Emits one `#[test]` per case of the operations suite, each on a fresh
+/// context from an [`OpsHarness`].
+///
+/// ```no_run
+/// use aio_core::{ContextBuilder, testing::{InlineEngine, OpsHarness, SleepMonitor}};
+/// aio_core::ops_conformance_tests!(OpsHarness::new("inline", || {
+///     ContextBuilder::new(Box::new(SleepMonitor::new()))
+///         .ops_fallback(|_| Box::new(InlineEngine::new()))
+///         .build()
+/// }));
+/// ```
+#[macro_export]
+macro_rules! ops_conformance_tests {
+    ($harness:expr) => {
+        $crate::__conformance_cases! { $harness;
+            ops::written_data_reads_back_equal,
+            ops::reads_stop_at_the_end_and_bad_fds_fail,
+            ops::thousands_in_flight_complete_once_each,
+            ops::a_cancelled_read_completes_once_with_its_buffer,
+            ops::completions_come_in_finishing_order,
+            ops::a_context_dropped_with_ops_in_flight_frees_each_buffer_once,
         }
     };
 }

@@ -150,3 +150,52 @@ pub fn assert_busy_polling_does_not_allocate(monitor: Box<dyn FdMonitor>) {
     });
     assert_eq!(plain_polled, 0, "{name}: serving a plain fd allocated");
 }
+
+/// A read and a write of a reused buffer, each completed through its
+/// callback, on a context from `make` (whose operations take the path under
+/// test): once warm, neither allocates (the slot and the operation's box
+/// are reused; the buffer is the caller's).
+///
+/// # Panics
+///
+/// When an operation allocates, or fails.
+pub fn assert_operations_do_not_allocate(ctx: &AioContext) {
+    use std::cell::RefCell;
+    let engine = ctx.op_engine(crate::OpKind::Read).unwrap_or("none");
+    let path = std::env::temp_dir().join(format!("aio-ops-alloc-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("a temporary file");
+    std::fs::remove_file(&path).expect("unlink the temporary file");
+    let slot = Rc::new(RefCell::new(Some(vec![7u8; 4096])));
+    let done = Rc::new(Cell::new(false));
+    let round = || {
+        let buf = slot.borrow_mut().take().expect("the buffer came back");
+        let (s, d) = (Rc::clone(&slot), Rc::clone(&done));
+        ctx.write_at(&file, buf, 0, move |_, n, buf| {
+            assert_eq!(n.expect("the write"), 4096);
+            *s.borrow_mut() = Some(buf);
+            d.set(true);
+        });
+        done.set(false);
+        ctx.run_until(|| done.get()).expect("the write's iteration");
+        let buf = slot.borrow_mut().take().expect("the buffer came back");
+        let (s, d) = (Rc::clone(&slot), Rc::clone(&done));
+        ctx.read_at(&file, buf, 0, move |_, n, buf| {
+            assert_eq!(n.expect("the read"), 4096);
+            *s.borrow_mut() = Some(buf);
+            d.set(true);
+        });
+        done.set(false);
+        ctx.run_until(|| done.get()).expect("the read's iteration");
+    };
+    let allocated = allocations_in_runs(100, round);
+    assert_eq!(
+        allocated, 0,
+        "{engine}: a read and a write of a reused buffer allocated"
+    );
+}

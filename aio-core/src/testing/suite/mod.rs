@@ -8,6 +8,7 @@
 pub mod bh;
 pub mod handlers;
 pub mod notifiers;
+pub mod ops;
 pub mod polling;
 pub mod remote;
 pub mod timers;

@@ -1,0 +1,120 @@
+//! What an operation asks for, as an engine receives it: plain values and
+//! raw pointers into memory that the core keeps alive until the engine
+//! reports the operation's completion.
+
+use std::os::fd::RawFd;
+
+/// The bit that marks an [`OpId`]; registration tokens never have it.
+pub(crate) const OP_BIT: u64 = 1 << 63;
+
+/// Names one operation in flight: a slot of the context's operation table
+/// and the slot's generation, so that the completion of an operation whose
+/// slot has been reused since never reaches the new owner. Its value always
+/// has the top bit set and never equals `u64::MAX`, so an engine that shares
+/// a ring with fd registrations can use it as the request's `user_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpId(pub u64);
+
+impl OpId {
+    pub(crate) fn new(index: u32, generation: u32) -> OpId {
+        let generation = u64::from(generation & 0x3fff_ffff);
+        OpId(OP_BIT | (generation << 32) | u64::from(index))
+    }
+
+    pub(crate) fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        ((self.0 & !OP_BIT) >> 32) as u32
+    }
+
+    /// Whether a `user_data` names an operation (as opposed to an fd
+    /// registration's token, or a monitor's own request).
+    pub fn is_op(user_data: u64) -> bool {
+        user_data & OP_BIT != 0 && user_data != u64::MAX
+    }
+}
+
+/// The kind of an operation, for an engine to say which it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpKind {
+    /// `pread(2)`.
+    Read,
+    /// `pwrite(2)`.
+    Write,
+    /// `fsync(2)` or `fdatasync(2)`.
+    Fsync,
+    /// A backend's own request, filled in by its caller.
+    Raw,
+}
+
+/// One request, as the core hands it to an engine.
+///
+/// The pointers stay valid, and the memory they point to is neither read
+/// nor written by anyone else, from the [`push`](crate::OpEngine::push)
+/// until the engine reports the request's completion (or, if it never does,
+/// until the engine is dropped).
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum OpRequest {
+    /// Read up to `len` bytes at `offset` into `buf`.
+    Read {
+        /// The file.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: *mut u8,
+        /// How many bytes at most.
+        len: u32,
+        /// Where in the file.
+        offset: u64,
+    },
+    /// Write `len` bytes from `buf` at `offset`.
+    Write {
+        /// The file.
+        fd: RawFd,
+        /// Where the bytes come from.
+        buf: *const u8,
+        /// How many bytes.
+        len: u32,
+        /// Where in the file.
+        offset: u64,
+    },
+    /// Flush the file to stable storage: its data only with `datasync`.
+    Fsync {
+        /// The file.
+        fd: RawFd,
+        /// `fdatasync` rather than `fsync`.
+        datasync: bool,
+    },
+    /// A ring backend's raw request, the 64 bytes of an io_uring
+    /// submission queue entry, whose `user_data` the engine sets.
+    Raw {
+        /// The entry, as the kernel reads it.
+        sqe: [u8; 64],
+    },
+}
+
+impl OpRequest {
+    /// The request's kind.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            OpRequest::Read { .. } => OpKind::Read,
+            OpRequest::Write { .. } => OpKind::Write,
+            OpRequest::Fsync { .. } => OpKind::Fsync,
+            OpRequest::Raw { .. } => OpKind::Raw,
+        }
+    }
+}
+
+/// What an engine reports for one request: a system call's result, the
+/// byte count (or 0) on success and a negated errno on failure, as an
+/// io_uring completion carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpCompletion {
+    /// The request.
+    pub id: OpId,
+    /// Its result.
+    pub result: i32,
+}

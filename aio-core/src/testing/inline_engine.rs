@@ -1,0 +1,147 @@
+//! `InlineEngine`: an operations engine that carries each request out at
+//! once, on the home thread, with a plain system call; for tests, docs and
+//! monitors without an engine of their own. It can cut transfers short and
+//! answer `EAGAIN`, to drive the core's resubmission paths.
+
+use std::cell::Cell;
+use std::io;
+
+use crate::{OpCompletion, OpEngine, OpId, OpKind, OpRequest};
+
+/// Carries out each request when it is pushed; its completion is ready at
+/// the next iteration.
+///
+/// ```
+/// use aio_core::{ContextBuilder, OpKind, testing::{InlineEngine, SleepMonitor}};
+///
+/// let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
+///     .ops_fallback(|_| Box::new(InlineEngine::new()))
+///     .build()?;
+/// assert_eq!(ctx.op_engine(OpKind::Read), Some("inline"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct InlineEngine {
+    done: Vec<OpCompletion>,
+    /// Cut every transfer to at most this many bytes (0: no cut).
+    short: usize,
+    /// Answer `EAGAIN` to every n-th request first (0: never).
+    eagain_every: u32,
+    requests: Cell<u32>,
+}
+
+impl InlineEngine {
+    /// An engine that does what it is asked.
+    pub fn new() -> InlineEngine {
+        InlineEngine::default()
+    }
+
+    /// Cuts every read and write to at most `bytes` (a short transfer, as
+    /// a kernel may make one), so the core must resubmit the rest.
+    #[must_use]
+    pub fn short_transfers(mut self, bytes: usize) -> InlineEngine {
+        self.short = bytes;
+        self
+    }
+
+    /// Answers every `n`-th request with `EAGAIN` without doing it.
+    #[must_use]
+    pub fn eagain_every(mut self, n: u32) -> InlineEngine {
+        self.eagain_every = n;
+        self
+    }
+
+    /// How many requests it has received.
+    pub fn requests(&self) -> u32 {
+        self.requests.get()
+    }
+
+    fn cut(&self, len: u32) -> usize {
+        match self.short {
+            0 => len as usize,
+            short => (len as usize).min(short),
+        }
+    }
+}
+
+impl OpEngine for InlineEngine {
+    fn name(&self) -> &'static str {
+        "inline"
+    }
+
+    fn supports(&self, kind: OpKind) -> bool {
+        kind != OpKind::Raw
+    }
+
+    unsafe fn push(&mut self, id: OpId, request: &OpRequest) -> io::Result<()> {
+        let n = self.requests.get().wrapping_add(1);
+        self.requests.set(n);
+        if self.eagain_every != 0 && n.is_multiple_of(self.eagain_every) {
+            self.done.push(OpCompletion {
+                id,
+                result: -libc::EAGAIN,
+            });
+            return Ok(());
+        }
+        let result = match *request {
+            OpRequest::Read {
+                fd,
+                buf,
+                len,
+                offset,
+            } => {
+                let len = self.cut(len);
+                // SAFETY: the caller keeps `buf` valid for `len` bytes until
+                // the completion is taken; the cut only shortens it.
+                unsafe { libc::pread(fd, buf.cast(), len, offset as libc::off_t) }
+            }
+            OpRequest::Write {
+                fd,
+                buf,
+                len,
+                offset,
+            } => {
+                let len = self.cut(len);
+                // SAFETY: as for the read.
+                unsafe { libc::pwrite(fd, buf.cast(), len, offset as libc::off_t) }
+            }
+            OpRequest::Fsync { fd, datasync } => {
+                // SAFETY: fsync and fdatasync take only an fd.
+                let rc = unsafe {
+                    if datasync {
+                        libc::fdatasync(fd)
+                    } else {
+                        libc::fsync(fd)
+                    }
+                };
+                rc as isize
+            }
+            OpRequest::Raw { .. } => return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+        };
+        let result = if result < 0 {
+            -io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO)
+        } else {
+            result as i32
+        };
+        self.done.push(OpCompletion { id, result });
+        Ok(())
+    }
+
+    fn cancel(&mut self, _id: OpId) {
+        // Every request is already done: there is nothing to stop.
+    }
+
+    fn submit_now(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn has_completions(&self) -> bool {
+        !self.done.is_empty()
+    }
+
+    fn take_completions(&mut self, into: &mut Vec<OpCompletion>) {
+        into.append(&mut self.done);
+    }
+}

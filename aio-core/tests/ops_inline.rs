@@ -1,0 +1,48 @@
+//! The operations API on an engine that carries requests out at once and
+//! is told to misbehave as kernels may: every transfer cut short, every
+//! third request answered `EAGAIN`. Each operation still completes exactly
+//! once with the right byte count and data (the core resubmits the rest).
+//! (The cases that block on a pipe need a real engine: the ring's and the
+//! pool's tests run them.)
+
+use aio_core::testing::{InlineEngine, OpsHarness, SleepMonitor, suite};
+use aio_core::{ContextBuilder, OpKind};
+
+fn harness(short: usize, eagain_every: u32) -> OpsHarness {
+    OpsHarness::new("inline, misbehaving", move || {
+        ContextBuilder::new(Box::new(SleepMonitor::new()))
+            .ops_fallback(move |_| {
+                Box::new(
+                    InlineEngine::new()
+                        .short_transfers(short)
+                        .eagain_every(eagain_every),
+                )
+            })
+            .build()
+    })
+}
+
+#[test]
+fn short_transfers_and_eagain_are_resubmitted() {
+    let h = harness(1000, 3);
+    suite::ops::written_data_reads_back_equal(&h);
+    suite::ops::reads_stop_at_the_end_and_bad_fds_fail(&h);
+    suite::ops::thousands_in_flight_complete_once_each(&h);
+}
+
+#[test]
+fn a_context_without_an_engine_completes_operations_with_eopnotsupp() {
+    let ctx = aio_core::AioContext::with_monitor(Box::new(SleepMonitor::new())).unwrap();
+    assert_eq!(ctx.op_engine(OpKind::Read), None);
+    let got = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let g = std::rc::Rc::clone(&got);
+    ctx.read_at(0, vec![0u8; 4], 0, move |_, n, buf| {
+        *g.borrow_mut() = Some((n.unwrap_err().raw_os_error(), buf.capacity()));
+    });
+    ctx.run_until(|| got.borrow().is_some()).unwrap();
+    assert_eq!(
+        *got.borrow(),
+        Some((Some(libc::EOPNOTSUPP), 4)),
+        "the buffer came back"
+    );
+}

@@ -84,21 +84,25 @@ impl OpEngine for InlineEngine {
             return Ok(());
         }
         let result = match *request {
-            // SAFETY: the caller keeps `buf` valid for `len` bytes until the
-            // completion is taken; the cut only shortens it.
             OpRequest::Read {
                 fd,
                 buf,
                 len,
                 offset,
-            } => unsafe { libc::pread(fd, buf.cast(), self.cut(len), offset as libc::off_t) },
-            // SAFETY: as for the read.
+            } => {
+                // SAFETY: the caller keeps `buf` valid for `len` bytes until
+                // the completion is taken; the cut only shortens it.
+                unsafe { libc::pread(fd, buf.cast(), self.cut(len), offset as libc::off_t) }
+            }
             OpRequest::Write {
                 fd,
                 buf,
                 len,
                 offset,
-            } => unsafe { libc::pwrite(fd, buf.cast(), self.cut(len), offset as libc::off_t) },
+            } => {
+                // SAFETY: as for the read.
+                unsafe { libc::pwrite(fd, buf.cast(), self.cut(len), offset as libc::off_t) }
+            }
             // SAFETY: fsync and fdatasync take only an fd.
             OpRequest::Fsync { fd, datasync } => unsafe {
                 if datasync {

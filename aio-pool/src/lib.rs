@@ -590,6 +590,24 @@ impl PoolHandle {
         self.shared.lock_state().workers
     }
 
+    /// Whether the pool's drop has begun: it takes no more jobs.
+    ///
+    /// ```
+    /// use aio_core::{AioContext, testing::SleepMonitor};
+    /// use aio_pool::Pool;
+    ///
+    /// let ctx = AioContext::with_monitor(Box::new(SleepMonitor::new()))?;
+    /// let pool = Pool::new(ctx.remote());
+    /// let handle = pool.handle();
+    /// assert!(!handle.is_closed());
+    /// drop(pool);
+    /// assert!(handle.is_closed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock_state().stopping
+    }
+
     /// How many jobs the workers have run (operations and closures; not
     /// the ones cancelled or dropped before they ran).
     pub fn jobs_run(&self) -> u64 {

@@ -364,3 +364,36 @@ fn a_panicking_closure_does_not_take_its_worker_down() {
     assert_eq!(panicked_on, next_on, "the same worker ran both");
     assert_eq!(pool.workers(), 1);
 }
+
+#[test]
+fn the_pool_starts_no_more_workers_than_its_maximum_and_zero_means_one() {
+    let _dog = Watchdog::arm("reads behind a held worker", LIMIT);
+    assert_eq!(PoolOptions::default().max_workers, 64);
+    assert_eq!(PoolOptions::default().idle_timeout, Duration::from_secs(10));
+    let (ctx, pool) = context(options(0));
+    let (started_tx, started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    pool.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        released
+            .recv_timeout(LIMIT)
+            .expect("the test to release the worker");
+    })
+    .unwrap();
+    started
+        .recv_timeout(LIMIT)
+        .expect("the worker to start the closure");
+    let file = temp_file(&pattern(2, 1024));
+    let finished = Rc::new(Cell::new(0));
+    for i in 0..10 {
+        let finished = finished.clone();
+        ctx.read_at(&file, Vec::with_capacity(8), i * 8, move |_, n, _| {
+            assert_eq!(n.unwrap(), 8);
+            finished.set(finished.get() + 1);
+        });
+    }
+    assert_eq!(pool.workers(), 1, "the reads wait for the one worker");
+    release.send(()).unwrap();
+    run_until(&ctx, "10 reads on one worker", || finished.get() == 10);
+    assert_eq!(pool.workers(), 1);
+}

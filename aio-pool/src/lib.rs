@@ -542,7 +542,8 @@ impl Drop for Pool {
 /// A handle to a [`Pool`], for any thread: its counters, and blocking
 /// closures to run on its workers. It does not keep the workers alive: once
 /// the pool is dropped, the counters stay where they were and new closures
-/// are refused.
+/// are refused. It does hold the context's [`Remote`] (a handle that
+/// outlives the context keeps its doorbell open, as a `Remote` does).
 ///
 /// ```
 /// use std::sync::mpsc;

@@ -2,7 +2,9 @@
 //! raw file on loopback TCP, with `qemu-img bench` as the client: 4 KiB
 //! requests, reads and writes, at queue depth 1 and 32.
 //!
-//! Each comparison (one workload) starts its servers afresh: `qemu-nbd`
+//! Each server runs on the partner CPU and the client on the home CPU (on
+//! one CPU, a busy-polling server would take the client's CPU away from
+//! it). Each comparison (one workload) starts its servers afresh: `qemu-nbd`
 //! (the reference) and `aio-nbd` on the automatic monitor with three
 //! polling settings (its default 256 us windows, QEMU's 32 us
 //! `PollParams::IOTHREAD`, and polling off), each on a thread of this
@@ -182,7 +184,15 @@ fn run_workloads(env: &Env<'_>, dir: &Path, image: &Path, quick: bool) -> io::Re
 /// Starts `qemu-nbd` and the aio-nbd variants, each on its own port.
 fn start_servers(env: &Env<'_>, dir: &Path, image: &Path) -> io::Result<Vec<Variant>> {
     let mut variants = Vec::new();
-    let qemu = QemuNbd::start(dir, image)?;
+    // Children inherit the CPUs of the thread that starts them: qemu-nbd
+    // is started from a thread on the partner CPU, as aio-nbd's loop runs
+    // there, while qemu-img runs from the home thread, on the home CPU.
+    let (d, i) = (dir.to_owned(), image.to_owned());
+    let qemu = env
+        .cpus
+        .spawn_partner(0, "qemu-nbd", move || QemuNbd::start(&d, &i))?
+        .join()
+        .map_err(|_| io::Error::other("qemu-nbd's starter panicked"))??;
     variants.push(Variant {
         name: QEMU_NBD,
         port: qemu.port,
@@ -199,7 +209,12 @@ fn start_servers(env: &Env<'_>, dir: &Path, image: &Path) -> io::Result<Vec<Vari
             aio_nbd::ListenAddr::Unix(_) => unreachable!("bound on TCP"),
         };
         let server = Server::new(listener, Export::open(image, false)?).export_name("disk");
-        let running = aio_nbd::thread::spawn(server, move || Monitor::Auto.context(params))?;
+        let cpus = env.cpus.clone();
+        let running = aio_nbd::thread::spawn(server, move || {
+            // Unpinned is still correct, only noisier.
+            let _ = cpus.pin_partner(0);
+            Monitor::Auto.context(params)
+        })?;
         variants.push(Variant {
             name,
             port,

@@ -56,17 +56,25 @@ use aio::PollParams;
 /// The polling parameters the `aio-nbd` binary uses unless told
 /// otherwise: busy-poll windows of up to 256 us.
 ///
-/// Why not QEMU's `PollParams::IOTHREAD` (32 us): on the machine this was
-/// measured on, waking a sleeping thread costs 40-105 us, so a client's
-/// next request after a reply usually arrives later than 32 us; the loop's
-/// rule (a poll time grows only after a wait shorter than `max_ns`) then
-/// never lets polling start, and `IOTHREAD` behaves like polling off. With
-/// 256 us the window covers a client's round trip at queue depth 1 and the
-/// server answers without sleeping; see the README's NBD figures
-/// (`cargo xtask bench --scenario nbd`) for the measurement, with polling
-/// off and `IOTHREAD` next to it. A window costs CPU time only while
-/// requests keep coming: a loop idle for longer than `max_ns` goes back to
-/// sleeping at once.
+/// Why not QEMU's `PollParams::IOTHREAD` (32 us): on the 2-vCPU machine
+/// this was measured on, a wake-up across CPUs costs more than 32 us, so
+/// after a reply the client's next request arrives later than that. The
+/// loop grows a poll time only after a wait shorter than `max_ns`, so with
+/// `IOTHREAD` polling never starts and the server behaves as with polling
+/// off (one blocking wait per request at queue depth 1). With 256 us the
+/// window covers the client's turn: measured with
+/// `cargo xtask bench --scenario nbd` (server and `qemu-img bench` client
+/// on distinct CPUs), 4 KiB reads at depth 1 went from about 4.9k IOPS
+/// (off) and 5.4k (`IOTHREAD`) to 8.7k, writes from 5.7k and 6.1k to
+/// 14.6k, with about 0.85 of requests served from the window; at depth 32
+/// the three are within about 15% of one another. The README has the
+/// table.
+///
+/// A window costs CPU time only while requests keep coming (an idle loop
+/// stops polling after its first long wait). When the server shares its
+/// only CPU with its client, polling takes the client's CPU away (the same
+/// benchmark with both on one CPU: 13.6k read IOPS at depth 1 with 256 us
+/// against 23.2k with polling off): there, pass `--poll-max-ns 0`.
 pub const DEFAULT_POLL_PARAMS: PollParams = PollParams {
     max_ns: 256_000,
     grow: 0,

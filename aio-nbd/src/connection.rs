@@ -213,6 +213,7 @@ impl Connection {
             return Ok(());
         }
         let fd = c.fd;
+        let was_registered = c.registered.is_some();
         c.registered = Some(wanted);
         drop(c);
         let mut handler = FdHandler::new();
@@ -226,11 +227,15 @@ impl Connection {
         }
         // A handler with neither callback is removed; it is registered
         // again when there is something to wait for.
-        let none = !wanted.read && !wanted.write;
-        if none {
+        if !wanted.read && !wanted.write {
             conn.borrow_mut().registered = None;
+            return if was_registered {
+                ctx.set_fd_handler(fd, None)
+            } else {
+                Ok(())
+            };
         }
-        ctx.set_fd_handler(fd, if none { None } else { Some(handler) })
+        ctx.set_fd_handler(fd, Some(handler))
     }
 
     /// Reads what the socket has: into a write's payload buffer directly

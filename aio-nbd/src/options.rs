@@ -44,6 +44,9 @@ pub(crate) fn answer(
             return Next::Options;
         }
     };
+    if shared.stopping.get() && matches!(parsed, ClientOption::ExportName(_)) {
+        return Next::Close;
+    }
     if shared.stopping.get() && parsed != ClientOption::Abort {
         proto::option_reply(out, option, rep::ERR_SHUTDOWN, b"server shutting down");
         return Next::Options;

@@ -149,12 +149,7 @@ impl Connection {
     /// Stops reading new requests: the connection closes once the replies
     /// of those it has taken are out.
     pub(crate) fn drain(conn: &ConnectionRef, ctx: &AioContext) {
-        {
-            let mut c = conn.borrow_mut();
-            if !matches!(c.phase, Phase::Draining) {
-                c.phase = Phase::Draining;
-            }
-        }
+        conn.borrow_mut().phase = Phase::Draining;
         Connection::after_event(conn, ctx);
     }
 
@@ -198,12 +193,15 @@ impl Connection {
             matches!(c.phase, Phase::Draining) && c.in_flight == 0 && c.replies.is_empty();
         if c.broken || finished {
             c.closed = true;
-            if c.registered.is_some() {
-                ctx.set_fd_handler(c.fd, None)?;
-            }
-            // The handler is removed before its fd is closed.
+            let removed = match c.registered.take() {
+                Some(_) => ctx.set_fd_handler(c.fd, None),
+                None => Ok(()),
+            };
+            // The handler is removed before its fd is closed (and the fd
+            // is closed even if the removal failed: the handler's token
+            // keeps a late event from reaching whoever reuses the number).
             c.stream = None;
-            return Ok(());
+            return removed;
         }
         let wanted = Interest {
             read: !matches!(c.phase, Phase::Draining) && c.queued_bytes < MAX_QUEUED_REPLIES,

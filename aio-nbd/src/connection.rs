@@ -37,9 +37,9 @@ const INPUT_BUFFER: usize = 128 << 10;
 /// The longest option data accepted; a longer option closes the
 /// connection (real options are a few hundred bytes at most).
 const MAX_OPTION_DATA: u32 = 64 << 10;
-/// Replies queued beyond this stop the reading of new requests until the
-/// client reads its replies (so a client that never reads cannot make the
-/// server buffer without bound).
+/// Replies queued beyond this stop the parsing and reading of new requests
+/// until the client reads its replies (so a client that never reads cannot
+/// make the server buffer without bound).
 const MAX_QUEUED_REPLIES: usize = 64 << 20;
 /// How many queued replies one `writev` takes.
 const MAX_IOVECS: usize = 64;
@@ -170,7 +170,14 @@ impl Connection {
     }
 
     fn on_writable(conn: &ConnectionRef, ctx: &AioContext) {
-        conn.borrow_mut().write_replies();
+        {
+            let mut c = conn.borrow_mut();
+            c.write_replies();
+            // Requests left in the input while the queue was full.
+            if c.parse_input() || !c.replies.is_empty() {
+                c.write_replies();
+            }
+        }
         Connection::after_event(conn, ctx);
     }
 
@@ -327,7 +334,11 @@ impl Connection {
                     self.answer_option(header);
                 }
                 Phase::Request => {
-                    if available < proto::REQUEST_LEN {
+                    // Enough replies are waiting for the client: the rest
+                    // of the input waits too (parsed again as the queue
+                    // drains), which bounds what one client can make the
+                    // server hold to this limit plus one request.
+                    if available < proto::REQUEST_LEN || self.queued_bytes >= MAX_QUEUED_REPLIES {
                         break;
                     }
                     match Request::parse(self.take(proto::REQUEST_LEN)) {

@@ -447,3 +447,36 @@ proptest! {
         prop_assert_eq!(std::fs::metadata(&image).unwrap().len(), SIZE);
     }
 }
+
+#[test]
+fn a_client_that_reads_its_replies_late_gets_them_all() {
+    let _dog = watchdog("backpressure");
+    let (dir, image) = sparse_image(SIZE);
+    std::fs::write(&image, common::pseudo_random(SIZE as usize, 3)).unwrap();
+    let server = serve(Backend::Auto, On::Tcp, dir.path(), &image, false);
+    let mut c = Client::connect(server.addr(), true).unwrap();
+    // 96 MiB of replies asked for at once (the requests fit in one
+    // segment): beyond what the server queues before it stops taking
+    // requests (64 MiB), so it must stop, and go on as the replies are read.
+    const READS: u64 = 96;
+    let mut batch = Vec::new();
+    for i in 0..READS {
+        let r = aio_nbd::proto::Request {
+            flags: 0,
+            command: Command::Read,
+            handle: i,
+            offset: 0,
+            length: SIZE as u32,
+        };
+        batch.extend_from_slice(&r.encode());
+    }
+    c.sock.write_all(&batch).unwrap();
+    let expected = std::fs::read(&image).unwrap();
+    for i in 0..READS {
+        let r = c.reply(SIZE as usize).unwrap();
+        assert_eq!((r.handle, r.error), (i, 0));
+        assert!(r.data == expected, "reply {i} differs");
+    }
+    drop(c);
+    server.stop().unwrap();
+}

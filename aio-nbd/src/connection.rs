@@ -163,22 +163,34 @@ impl Connection {
         {
             let mut c = conn.borrow_mut();
             c.read_input();
-            c.parse_input();
-            c.write_replies();
+            c.pump();
         }
         Connection::after_event(conn, ctx);
     }
 
     fn on_writable(conn: &ConnectionRef, ctx: &AioContext) {
-        {
-            let mut c = conn.borrow_mut();
-            c.write_replies();
-            // Requests left in the input while the queue was full.
-            if c.parse_input() || !c.replies.is_empty() {
-                c.write_replies();
+        conn.borrow_mut().pump();
+        Connection::after_event(conn, ctx);
+    }
+
+    /// Writes the replies and parses the input, in turns, for as long as
+    /// parsing goes on: parsing stops at the queue limit, and once writing
+    /// has brought the queue below it, the requests still in the input must
+    /// be parsed now (no readiness event will come for bytes already read).
+    /// Each turn that parsed something writes again; one that parsed
+    /// nothing waits for input, or, at the limit, for the socket to take
+    /// the replies (write interest is on whenever replies wait).
+    fn pump(&mut self) {
+        loop {
+            self.write_replies();
+            let before = (self.start, self.replies.len());
+            self.parse_input();
+            // A payload read straight into its buffer completes a request
+            // without consuming input: a new reply counts as progress too.
+            if (self.start, self.replies.len()) == before || self.broken {
+                return;
             }
         }
-        Connection::after_event(conn, ctx);
     }
 
     /// Closes, or brings the handler's callbacks in line with what the

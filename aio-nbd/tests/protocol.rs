@@ -50,12 +50,11 @@ fn flags_are_advertised_honestly() {
     ro.stop().unwrap();
 }
 
-#[test]
-fn bad_requests_get_error_replies_and_the_connection_goes_on() {
+fn bad_requests_get_error_replies_and_the_connection_goes_on(backend: Backend) {
     let _dog = watchdog("error replies");
     for structured in [false, true] {
         let (dir, image) = sparse_image(SIZE);
-        let server = serve(Backend::Auto, On::Tcp, dir.path(), &image, false);
+        let server = serve(backend, On::Tcp, dir.path(), &image, false);
         let mut c = Client::connect(server.addr(), structured).unwrap();
         // Read past the end.
         assert_eq!(c.read(1, SIZE - 10, 20).unwrap().error, errno::EINVAL);
@@ -105,11 +104,10 @@ fn writes_to_a_read_only_export_get_eperm() {
     server.stop().unwrap();
 }
 
-#[test]
-fn pipelined_requests_are_all_answered() {
+fn pipelined_requests_are_all_answered(backend: Backend) {
     let _dog = watchdog("pipelining");
     let (dir, image) = sparse_image(SIZE);
-    let server = serve(Backend::Auto, On::Unix, dir.path(), &image, false);
+    let server = serve(backend, On::Unix, dir.path(), &image, false);
     let mut c = Client::connect(server.addr(), true).unwrap();
     let mut batch = Vec::new();
     for i in 0..64u64 {
@@ -249,11 +247,10 @@ fn export_name_with_and_without_zeroes() {
     server.stop().unwrap();
 }
 
-#[test]
-fn bad_magic_closes_that_connection_only() {
+fn bad_magic_closes_that_connection_only(backend: Backend) {
     let _dog = watchdog("bad magic");
     let (dir, image) = sparse_image(SIZE);
-    let server = serve(Backend::Auto, On::Tcp, dir.path(), &image, false);
+    let server = serve(backend, On::Tcp, dir.path(), &image, false);
     let mut good = Client::connect(server.addr(), true).unwrap();
     let mut bad = Client::connect(server.addr(), true).unwrap();
     bad.sock.write_all(&[0xde; 28]).unwrap();
@@ -448,12 +445,11 @@ proptest! {
     }
 }
 
-#[test]
-fn a_client_that_reads_its_replies_late_gets_them_all() {
+fn a_client_that_reads_its_replies_late_gets_them_all(backend: Backend) {
     let _dog = watchdog("backpressure");
     let (dir, image) = sparse_image(SIZE);
     std::fs::write(&image, common::pseudo_random(SIZE as usize, 3)).unwrap();
-    let server = serve(Backend::Auto, On::Tcp, dir.path(), &image, false);
+    let server = serve(backend, On::Tcp, dir.path(), &image, false);
     let mut c = Client::connect(server.addr(), true).unwrap();
     // 96 MiB of replies asked for at once (the requests fit in one
     // segment): beyond what the server queues before it stops taking
@@ -480,3 +476,12 @@ fn a_client_that_reads_its_replies_late_gets_them_all() {
     drop(c);
     server.stop().unwrap();
 }
+
+// The tests whose paths differ by monitor (write interest toggled as the
+// socket fills, closes, pipelined input) run on each.
+on_every_backend!(
+    pipelined_requests_are_all_answered,
+    bad_magic_closes_that_connection_only,
+    a_client_that_reads_its_replies_late_gets_them_all,
+    bad_requests_get_error_replies_and_the_connection_goes_on,
+);

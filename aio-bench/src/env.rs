@@ -164,6 +164,15 @@ impl Progress {
         self.bar.set_position(0);
     }
 
+    /// Shows what a scenario that measures on its own (not through
+    /// [`Env::measure`]) is doing; `done` moves the bar one comparison on.
+    pub fn message(&self, message: impl Into<String>, done: bool) {
+        self.bar.set_message(message.into());
+        if done {
+            self.bar.inc(1);
+        }
+    }
+
     /// Runs `f` with the bar cleared, for printing.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         self.bar.suspend(f)

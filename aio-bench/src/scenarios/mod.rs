@@ -15,6 +15,7 @@ pub mod allocations;
 pub mod bottom_half;
 pub mod churn;
 pub mod loop_iteration;
+pub mod nbd;
 pub mod ping_pong;
 pub mod remote_notify;
 pub mod timers;
@@ -41,11 +42,14 @@ pub enum Scenario {
     Timers,
     /// Heap allocations per iteration of the steady-state paths.
     Allocations,
+    /// The NBD server against qemu-nbd: qemu-img bench, 4 KiB reads and
+    /// writes at queue depth 1 and 32.
+    Nbd,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::PingPong,
         Scenario::LoopIteration,
         Scenario::Churn,
@@ -53,6 +57,7 @@ impl Scenario {
         Scenario::RemoteNotify,
         Scenario::Timers,
         Scenario::Allocations,
+        Scenario::Nbd,
     ];
 
     /// The name used on the command line and in the report.
@@ -65,6 +70,7 @@ impl Scenario {
             Scenario::RemoteNotify => "remote-notify",
             Scenario::Timers => "timers",
             Scenario::Allocations => "allocations",
+            Scenario::Nbd => "nbd",
         }
     }
 
@@ -83,6 +89,7 @@ impl Scenario {
             Scenario::RemoteNotify => remote_notify::run(env),
             Scenario::Timers => timers::run(env),
             Scenario::Allocations => allocations::run(env),
+            Scenario::Nbd => nbd::run(env),
         }
     }
 }

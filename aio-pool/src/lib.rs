@@ -316,7 +316,14 @@ unsafe fn execute(request: &OpRequest) -> i32 {
         } => {
             // SAFETY: the caller vouches that `buf` is writable for `len`
             // bytes, by us alone, for the call.
-            unsafe { libc::pread(fd, buf.cast(), len as usize, offset as libc::off_t) }
+            let n = unsafe { libc::pread(fd, buf.cast(), len as usize, offset as libc::off_t) };
+            if n < 0 && errno() == libc::ESPIPE {
+                // A pipe or a socket has no offset: read it as io_uring does.
+                // SAFETY: as for the pread.
+                unsafe { libc::read(fd, buf.cast(), len as usize) }
+            } else {
+                n
+            }
         }
         OpRequest::Write {
             fd,
@@ -326,7 +333,13 @@ unsafe fn execute(request: &OpRequest) -> i32 {
         } => {
             // SAFETY: the caller vouches that `buf` is readable for `len`
             // bytes, unchanged, for the call.
-            unsafe { libc::pwrite(fd, buf.cast(), len as usize, offset as libc::off_t) }
+            let n = unsafe { libc::pwrite(fd, buf.cast(), len as usize, offset as libc::off_t) };
+            if n < 0 && errno() == libc::ESPIPE {
+                // SAFETY: as for the pwrite.
+                unsafe { libc::write(fd, buf.cast(), len as usize) }
+            } else {
+                n
+            }
         }
         // SAFETY: fsync and fdatasync take only an fd.
         OpRequest::Fsync { fd, datasync } => unsafe {
@@ -348,6 +361,11 @@ unsafe fn execute(request: &OpRequest) -> i32 {
         // most 2^30: the count fits.
         i32::try_from(result).unwrap_or(i32::MAX)
     }
+}
+
+/// The calling thread's errno.
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// An [`OpEngine`] that runs each request on a worker thread.

@@ -87,7 +87,8 @@ impl Builder {
         };
         let mut builder = ContextBuilder::new(plan.monitor)
             .poll_params(self.params)
-            .backend_info(plan.info);
+            .backend_info(plan.info)
+            .ops_fallback(|remote| Box::new(aio_pool::Pool::new(remote)));
         if let Some(upgrade) = plan.upgrade {
             builder = builder.upgrade(upgrade);
         }

@@ -97,3 +97,17 @@ on_every_monitor!(sim:
     oneshot_bottom_halves_leave_memory_flat,
     bottom_half_objects_leave_memory_flat,
 );
+
+/// Reads and writes of a reused buffer allocate nothing on the home thread
+/// once warm, on the ring and on the thread pool (whose workers' own
+/// bookkeeping is theirs).
+#[test]
+fn operations_do_not_allocate_on_the_ring_or_the_pool() {
+    use aio::prelude::*;
+    for backend in [Backend::Epoll, Backend::IoUring] {
+        let Ok(ctx) = AioContext::builder().backend(backend).build() else {
+            continue; // io_uring refused here: its own tests say so
+        };
+        aio_core::testing::assert_operations_do_not_allocate(&ctx);
+    }
+}

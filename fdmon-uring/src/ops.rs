@@ -146,7 +146,7 @@ impl OpEngine for UringMonitor {
 ///
 /// # Safety
 ///
-/// As [`AioContext::submit_raw`]: the memory the entry points to stays
+/// As [`AioContext::submit_raw`](aio_core::AioContext::submit_raw): the memory the entry points to stays
 /// valid and untouched until `done` runs (or the context's drop returns),
 /// and the entry is a request of its own (no link flags).
 pub unsafe fn submit_sqe<F>(

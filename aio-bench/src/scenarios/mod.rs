@@ -16,6 +16,7 @@ pub mod bottom_half;
 pub mod churn;
 pub mod loop_iteration;
 pub mod nbd;
+pub mod ops;
 pub mod ping_pong;
 pub mod remote_notify;
 pub mod timers;
@@ -45,11 +46,14 @@ pub enum Scenario {
     /// The NBD server against qemu-nbd: qemu-img bench, 4 KiB reads and
     /// writes at queue depth 1 and 32.
     Nbd,
+    /// 4 KiB random reads through the operations API (the ring, the
+    /// thread pool) against io_uring by hand, tokio's way and `pread`.
+    Ops,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::PingPong,
         Scenario::LoopIteration,
         Scenario::Churn,
@@ -58,6 +62,7 @@ impl Scenario {
         Scenario::Timers,
         Scenario::Allocations,
         Scenario::Nbd,
+        Scenario::Ops,
     ];
 
     /// The name used on the command line and in the report.
@@ -71,6 +76,7 @@ impl Scenario {
             Scenario::Timers => "timers",
             Scenario::Allocations => "allocations",
             Scenario::Nbd => "nbd",
+            Scenario::Ops => "ops",
         }
     }
 
@@ -90,6 +96,7 @@ impl Scenario {
             Scenario::Timers => timers::run(env),
             Scenario::Allocations => allocations::run(env),
             Scenario::Nbd => nbd::run(env),
+            Scenario::Ops => ops::run(env),
         }
     }
 }

@@ -162,14 +162,14 @@ impl Connection {
     fn on_readable(conn: &ConnectionRef, ctx: &AioContext) {
         {
             let mut c = conn.borrow_mut();
-            c.read_input();
-            c.pump();
+            c.read_input(ctx);
+            c.pump(ctx);
         }
         Connection::after_event(conn, ctx);
     }
 
     fn on_writable(conn: &ConnectionRef, ctx: &AioContext) {
-        conn.borrow_mut().pump();
+        conn.borrow_mut().pump(ctx);
         Connection::after_event(conn, ctx);
     }
 
@@ -180,11 +180,11 @@ impl Connection {
     /// Each turn that parsed something writes again; one that parsed
     /// nothing waits for input, or, at the limit, for the socket to take
     /// the replies (write interest is on whenever replies wait).
-    fn pump(&mut self) {
+    fn pump(&mut self, ctx: &AioContext) {
         loop {
             self.write_replies();
             let before = (self.start, self.replies.len());
-            self.parse_input();
+            self.parse_input(ctx);
             // A payload read straight into its buffer completes a request
             // without consuming input: a new reply counts as progress too.
             if (self.start, self.replies.len()) == before || self.broken {
@@ -257,7 +257,7 @@ impl Connection {
 
     /// Reads what the socket has: into a write's payload buffer directly
     /// when the input buffer is empty, else into the input buffer.
-    fn read_input(&mut self) {
+    fn read_input(&mut self, ctx: &AioContext) {
         loop {
             let Some(stream) = self.stream.as_mut() else {
                 return;
@@ -294,7 +294,7 @@ impl Connection {
                 }
                 // A full read: more is likely waiting.
                 Ok(n) if n == room && room > 0 => {
-                    if !self.parse_input() {
+                    if !self.parse_input(ctx) {
                         return;
                     }
                 }
@@ -311,7 +311,7 @@ impl Connection {
 
     /// Parses every complete frame in the input. Returns whether more
     /// input is wanted.
-    fn parse_input(&mut self) -> bool {
+    fn parse_input(&mut self, ctx: &AioContext) -> bool {
         while !self.broken {
             let available = self.end - self.start;
             match &mut self.phase {
@@ -354,7 +354,7 @@ impl Connection {
                         break;
                     }
                     match Request::parse(self.take(proto::REQUEST_LEN)) {
-                        Ok(request) => self.start_request(request),
+                        Ok(request) => self.start_request(ctx, request),
                         Err(_) => self.broken = true,
                     }
                 }
@@ -374,7 +374,7 @@ impl Connection {
                     let request = *request;
                     let buf = std::mem::take(buf);
                     self.phase = Phase::Request;
-                    self.submit(request.handle, requests::write_op(&request, buf));
+                    self.submit(ctx, request.handle, requests::write_op(&request, buf));
                 }
                 Phase::Discard {
                     handle,
@@ -419,7 +419,7 @@ impl Connection {
         };
     }
 
-    fn start_request(&mut self, request: Request) {
+    fn start_request(&mut self, ctx: &AioContext, request: Request) {
         let shared = self.shared.clone();
         shared.requests.set(shared.requests.get() + 1);
         if let Err(refusal) = requests::validate(&request, &shared, &self.negotiated) {
@@ -454,15 +454,15 @@ impl Connection {
             }
             _ => {
                 let op = requests::op_for(&request, &self.negotiated);
-                self.submit(request.handle, op);
+                self.submit(ctx, request.handle, op);
             }
         }
     }
 
-    fn submit(&mut self, handle: u64, op: crate::io::IoOp) {
+    fn submit(&mut self, ctx: &AioContext, handle: u64, op: crate::io::IoOp) {
         self.in_flight += 1;
         let request = IoRequest { handle, op };
-        if let Some(done) = self.shared.io.submit(request, &self.deliver) {
+        if let Some(done) = self.shared.io.submit(ctx, request, &self.deliver) {
             self.complete(done);
         }
     }

@@ -80,7 +80,7 @@ impl Export {
         offset.checked_add(len).is_some_and(|end| end <= self.size)
     }
 
-    fn check(&self, offset: u64, len: usize, write: bool) -> io::Result<()> {
+    pub(crate) fn check(&self, offset: u64, len: usize, write: bool) -> io::Result<()> {
         if write && self.read_only {
             return Err(io::Error::from_raw_os_error(libc_errno::EPERM));
         }
@@ -88,6 +88,11 @@ impl Export {
             return Err(io::Error::from_raw_os_error(libc_errno::EINVAL));
         }
         Ok(())
+    }
+
+    /// The open file, for the loop's operations.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
     }
 
     /// Fills `buf` from `offset`.

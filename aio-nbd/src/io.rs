@@ -8,15 +8,15 @@
 //! [`Deliver`] callback; the connection handles both the same way, so
 //! replies go out in completion order.
 //!
-//! **Interim:** the only engine today, [`SyncIo`], completes every request
-//! inline with blocking `pread` / `pwrite` / `fallocate` / `fdatasync` on
-//! the loop's thread, so a slow disk stalls every connection of that loop.
-//! It is meant to be replaced by the loop's operations API (requests on the
-//! context's io_uring ring, a thread pool elsewhere; design section 12),
-//! which does not exist yet: owned buffers in and out are what that API
-//! takes, so the switch touches this module only.
+//! [`OpsIo`] sends reads, writes and flushes through the loop's operations
+//! API: on the context's own io_uring ring where the monitor is io_uring,
+//! on its thread pool elsewhere; a read fills the very buffer that then
+//! goes to the socket. Trim, write-zeroes and block status are metadata
+//! calls (`fallocate`, `lseek`) that the API does not carry: they run inline,
+//! as [`SyncIo`] runs everything (kept for them, and for tests).
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use aio::AioContext;
@@ -92,13 +92,19 @@ pub(crate) type Deliver = Rc<dyn Fn(&AioContext, IoCompletion)>;
 
 /// An I/O engine for one export.
 pub(crate) trait Io {
-    /// Starts `request`. Returns its completion if it finished already;
-    /// otherwise the engine calls `deliver` with it later, on the home
-    /// thread, from a callback of the loop (never from inside `submit`).
-    fn submit(&self, request: IoRequest, deliver: &Deliver) -> Option<IoCompletion>;
+    /// Starts `request` on `ctx`. Returns its completion if it finished
+    /// already; otherwise the engine calls `deliver` with it later, on the
+    /// home thread, from a callback of the loop (never from inside
+    /// `submit`).
+    fn submit(
+        &self,
+        ctx: &AioContext,
+        request: IoRequest,
+        deliver: &Deliver,
+    ) -> Option<IoCompletion>;
 }
 
-/// The interim engine: blocking system calls, completed inline.
+/// Blocking system calls, completed inline.
 #[derive(Debug)]
 pub(crate) struct SyncIo {
     export: Rc<Export>,
@@ -146,10 +152,140 @@ impl SyncIo {
 }
 
 impl Io for SyncIo {
-    fn submit(&self, request: IoRequest, _deliver: &Deliver) -> Option<IoCompletion> {
+    fn submit(
+        &self,
+        _ctx: &AioContext,
+        request: IoRequest,
+        _deliver: &Deliver,
+    ) -> Option<IoCompletion> {
         Some(IoCompletion {
             handle: request.handle,
             result: self.run(request.op),
         })
     }
+}
+
+/// Reads, writes and flushes through the loop's operations; the rest
+/// inline.
+#[derive(Debug)]
+pub(crate) struct OpsIo {
+    export: Rc<Export>,
+    inline: SyncIo,
+}
+
+impl OpsIo {
+    pub(crate) fn new(export: Rc<Export>) -> OpsIo {
+        OpsIo {
+            inline: SyncIo::new(Rc::clone(&export)),
+            export,
+        }
+    }
+}
+
+/// The part `buf[at..at + len]` of a reply buffer, which a read fills: the
+/// bytes before `at` hold the reply's header.
+struct Region {
+    buf: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+// SAFETY: the pointer is `at` bytes into the Vec's heap block, which holds
+// at least `at + len` initialised bytes (checked when the region is made)
+// and does not move while the Vec is not touched; every byte is already
+// initialised, so `set_filled` has nothing to record.
+unsafe impl aio::IoBufMut for Region {
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.buf[self.at..].as_mut_ptr()
+    }
+    fn capacity(&self) -> usize {
+        self.len
+    }
+    unsafe fn set_filled(&mut self, _n: usize) {}
+}
+
+impl Io for OpsIo {
+    fn submit(
+        &self,
+        ctx: &AioContext,
+        request: IoRequest,
+        deliver: &Deliver,
+    ) -> Option<IoCompletion> {
+        let handle = request.handle;
+        let fail = |e| {
+            Some(IoCompletion {
+                handle,
+                result: Err(e),
+            })
+        };
+        let file = self.export.file();
+        match request.op {
+            IoOp::Read {
+                offset,
+                buf,
+                at,
+                len,
+            } => {
+                if let Err(e) = self.export.check(offset, len, false) {
+                    return fail(e);
+                }
+                if buf.len() < at + len {
+                    return fail(io::Error::from(io::ErrorKind::InvalidInput));
+                }
+                let d = Rc::clone(deliver);
+                ctx.read_at(
+                    file,
+                    Region { buf, at, len },
+                    offset,
+                    move |ctx, n, region| {
+                        let result = match n {
+                            Ok(n) if n == region.len => Ok(IoOutput::Read(region.buf)),
+                            // The file shrank under the export.
+                            Ok(_) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                            Err(e) => Err(e),
+                        };
+                        d(ctx, IoCompletion { handle, result });
+                    },
+                );
+                None
+            }
+            IoOp::Write { offset, buf, fua } => {
+                if let Err(e) = self.export.check(offset, buf.len(), true) {
+                    return fail(e);
+                }
+                let (d, fd) = (Rc::clone(deliver), file.as_raw_fd());
+                ctx.write_at(file, buf, offset, move |ctx, n, _buf| match n {
+                    Ok(_) if fua => flush(ctx, fd, handle, d),
+                    Ok(_) => d(
+                        ctx,
+                        IoCompletion {
+                            handle,
+                            result: Ok(IoOutput::Done),
+                        },
+                    ),
+                    Err(e) => d(
+                        ctx,
+                        IoCompletion {
+                            handle,
+                            result: Err(e),
+                        },
+                    ),
+                });
+                None
+            }
+            IoOp::Flush => {
+                flush(ctx, file.as_raw_fd(), handle, Rc::clone(deliver));
+                None
+            }
+            op => self.inline.submit(ctx, IoRequest { handle, op }, deliver),
+        }
+    }
+}
+
+/// Persists the completed writes (`fdatasync`), then delivers.
+fn flush(ctx: &AioContext, fd: std::os::fd::RawFd, handle: u64, deliver: Deliver) {
+    ctx.fdatasync(fd, move |ctx, r| {
+        let result = r.map(|()| IoOutput::Done);
+        deliver(ctx, IoCompletion { handle, result });
+    });
 }

@@ -24,8 +24,8 @@
 //!
 //! The modules, one concept each: [`proto`] (the wire format, pure),
 //! [`export`] (the file and its blocking operations), `io` (the one seam
-//! where data I/O happens: **interim** synchronous `pread` / `pwrite` on
-//! the loop's thread until the loop's operations API exists), `options`
+//! where data I/O happens: the loop's operations, on its io_uring ring or
+//! its thread pool), `options`
 //! and `requests` (the protocol's rules for each phase), `connection` (the
 //! per-client state machine on the loop), [`server`] (listener, accept,
 //! shutdown), [`net`] (TCP and Unix sockets) and [`thread`] (a server on a

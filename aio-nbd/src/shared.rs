@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use crate::export::Export;
-use crate::io::{Io, SyncIo};
+use crate::io::{Io, OpsIo};
 use crate::proto::transmission_flags as tf;
 
 /// The smallest request a client may make: any byte range is served
@@ -34,7 +34,7 @@ impl Shared {
     pub(crate) fn new(export: Export, name: String) -> Shared {
         let export = Rc::new(export);
         Shared {
-            io: Box::new(SyncIo::new(export.clone())),
+            io: Box::new(OpsIo::new(export.clone())),
             export,
             name,
             stopping: Cell::new(false),

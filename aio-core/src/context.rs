@@ -163,7 +163,7 @@ impl AioContext {
             )),
             Some(handler) => {
                 let file = FileIdentity::of(fd)?;
-                self.install(|token| Node::new(fd, file, token, handler))
+                self.install(|token| Node::new(fd, Some(file), token, handler))
             }
         }
     }
@@ -455,7 +455,7 @@ impl AioContext {
         let registry = self.inner.registry.borrow();
         registry
             .nodes()
-            .filter(|node| !node.file.is_still(node.fd))
+            .filter(|node| !node.file_is_current())
             .map(|node| node.fd)
             .collect()
     }
@@ -467,7 +467,7 @@ impl AioContext {
 
     pub(crate) fn register_notifier(&self) -> io::Result<()> {
         let fd = self.inner.shared.doorbell.raw_fd();
-        let file = FileIdentity::of(fd)?;
+        let file = FileIdentity::of(fd).ok();
         let shared = Arc::clone(&self.inner.shared);
         self.install(move |token| {
             Node::context_notifier(fd, file, token, Box::new(move |_| shared.doorbell.drain()))

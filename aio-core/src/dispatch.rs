@@ -94,7 +94,7 @@ fn claim(node: &Node, readiness: Readiness, iteration: u64) -> bool {
 /// not written for. A debug-build check (one `fstat` per event).
 #[cfg(debug_assertions)]
 fn check_still_open(node: &Node, readiness: Readiness) {
-    if readiness.contains(Readiness::POLL_READY) || node.file.is_still(node.fd) {
+    if readiness.contains(Readiness::POLL_READY) || node.file_is_current() {
         return;
     }
     panic!(

@@ -149,8 +149,9 @@ pub(crate) enum Owner {
 /// A registered handler.
 pub(crate) struct Node {
     pub(crate) fd: RawFd,
-    /// The file `fd` named when the handler was registered.
-    pub(crate) file: FileIdentity,
+    /// The file `fd` named when the handler was registered (`None` for a
+    /// doorbell that is not a file of its own, as in the loom models).
+    pub(crate) file: Option<FileIdentity>,
     /// Changes with the interest: a monitor may still deliver readiness
     /// for the old registration, which must not resolve any more.
     token: Cell<Token>,
@@ -193,7 +194,12 @@ pub(crate) struct PolledState {
 }
 
 impl Node {
-    pub(crate) fn new(fd: RawFd, file: FileIdentity, token: Token, handler: FdHandler) -> Node {
+    pub(crate) fn new(
+        fd: RawFd,
+        file: Option<FileIdentity>,
+        token: Token,
+        handler: FdHandler,
+    ) -> Node {
         let interest = handler.interest();
         let poll = handler.poll.map(|(check, ready)| PollHooks {
             check: RefCell::new(check),
@@ -223,7 +229,7 @@ impl Node {
     /// The node of the context's own notifier: `drain` is its read callback.
     pub(crate) fn context_notifier(
         fd: RawFd,
-        file: FileIdentity,
+        file: Option<FileIdentity>,
         token: Token,
         drain: Callback,
     ) -> Node {
@@ -285,6 +291,12 @@ impl Node {
     }
 
     /// Runs the read callback unless it is missing or already running.
+    /// Whether `fd` still names the file it named at registration (or the
+    /// node has no file to compare).
+    pub(crate) fn file_is_current(&self) -> bool {
+        self.file.is_none_or(|file| file.is_still(self.fd))
+    }
+
     pub(crate) fn run_read(&self, ctx: &AioContext) -> bool {
         run_callback(self.read.as_ref(), ctx)
     }

@@ -230,29 +230,28 @@ impl Connection {
             return Ok(());
         }
         let fd = c.fd;
-        let was_registered = c.registered.is_some();
+        let first = c.registered.is_none();
         c.registered = Some(wanted);
         drop(c);
-        let mut handler = FdHandler::new();
-        if wanted.read {
-            let conn = conn.clone();
-            handler = handler.on_read(move |ctx| Connection::on_readable(&conn, ctx));
+        if first {
+            // Both callbacks, once: turning a direction on or off later is
+            // one monitor update, with no new handler to build.
+            let (r, w) = (conn.clone(), conn.clone());
+            let handler = FdHandler::new()
+                .on_read(move |ctx| Connection::on_readable(&r, ctx))
+                .on_write(move |ctx| Connection::on_writable(&w, ctx));
+            if let Err(e) = ctx.set_fd_handler(fd, Some(handler)) {
+                conn.borrow_mut().registered = None;
+                return Err(e);
+            }
         }
-        if wanted.write {
-            let conn = conn.clone();
-            handler = handler.on_write(move |ctx| Connection::on_writable(&conn, ctx));
-        }
-        // A handler with neither callback is removed; it is registered
-        // again when there is something to wait for.
-        if !wanted.read && !wanted.write {
-            conn.borrow_mut().registered = None;
-            return if was_registered {
-                ctx.set_fd_handler(fd, None)
-            } else {
-                Ok(())
-            };
-        }
-        ctx.set_fd_handler(fd, Some(handler))
+        let interest = match (wanted.read, wanted.write) {
+            (true, true) => aio::Interest::BOTH,
+            (true, false) => aio::Interest::READABLE,
+            (false, true) => aio::Interest::WRITABLE,
+            (false, false) => aio::Interest::NONE,
+        };
+        ctx.set_fd_interest(fd, interest)
     }
 
     /// Reads what the socket has: into a write's payload buffer directly

@@ -27,6 +27,7 @@ fn short_transfers_and_eagain_are_resubmitted() {
     let h = harness(1000, 3);
     suite::ops::written_data_reads_back_equal(&h);
     suite::ops::reads_stop_at_the_end_and_bad_fds_fail(&h);
+    suite::ops::vectored_reads_and_writes_round_trip(&h);
     suite::ops::thousands_in_flight_complete_once_each(&h);
 }
 

@@ -341,14 +341,37 @@ unsafe fn execute(request: &OpRequest) -> i32 {
                 n
             }
         }
-        // SAFETY: fsync and fdatasync take only an fd.
-        OpRequest::Fsync { fd, datasync } => unsafe {
-            if datasync {
-                libc::fdatasync(fd) as isize
-            } else {
-                libc::fsync(fd) as isize
-            }
-        },
+        OpRequest::Readv {
+            fd,
+            iov,
+            iovcnt,
+            offset,
+        } => {
+            // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
+            // describe writable buffers, by us alone, for the call.
+            unsafe { libc::preadv(fd, iov, iovcnt as i32, offset as libc::off_t) }
+        }
+        OpRequest::Writev {
+            fd,
+            iov,
+            iovcnt,
+            offset,
+        } => {
+            // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
+            // describe readable buffers, unchanged, for the call.
+            unsafe { libc::pwritev(fd, iov, iovcnt as i32, offset as libc::off_t) }
+        }
+        OpRequest::Fsync { fd, datasync } => {
+            // SAFETY: fsync and fdatasync take only an fd.
+            let rc = unsafe {
+                if datasync {
+                    libc::fdatasync(fd)
+                } else {
+                    libc::fsync(fd)
+                }
+            };
+            rc as isize
+        }
         // `push` refuses the kinds it does not support.
         _ => return -libc::EOPNOTSUPP,
     };
@@ -482,7 +505,10 @@ impl OpEngine for Pool {
     }
 
     fn supports(&self, kind: OpKind) -> bool {
-        matches!(kind, OpKind::Read | OpKind::Write | OpKind::Fsync)
+        matches!(
+            kind,
+            OpKind::Read | OpKind::Write | OpKind::Readv | OpKind::Writev | OpKind::Fsync
+        )
     }
 
     unsafe fn push(&mut self, id: OpId, request: &OpRequest) -> io::Result<()> {

@@ -20,6 +20,8 @@ pub(crate) struct RingOps {
     /// The operation opcodes the kernel has (probed at setup).
     pub(crate) read: bool,
     pub(crate) write: bool,
+    pub(crate) readv: bool,
+    pub(crate) writev: bool,
     pub(crate) fsync: bool,
     pub(crate) cancel: bool,
 }
@@ -57,6 +59,22 @@ fn entry(id: OpId, request: &OpRequest) -> io::Result<squeue::Entry> {
         } => opcode::Write::new(types::Fd(fd), buf, len)
             .offset(offset)
             .build(),
+        OpRequest::Readv {
+            fd,
+            iov,
+            iovcnt,
+            offset,
+        } => opcode::Readv::new(types::Fd(fd), iov, iovcnt)
+            .offset(offset)
+            .build(),
+        OpRequest::Writev {
+            fd,
+            iov,
+            iovcnt,
+            offset,
+        } => opcode::Writev::new(types::Fd(fd), iov, iovcnt)
+            .offset(offset)
+            .build(),
         OpRequest::Fsync { fd, datasync } => {
             let flags = if datasync {
                 types::FsyncFlags::DATASYNC
@@ -85,6 +103,8 @@ impl OpEngine for UringMonitor {
         match kind {
             OpKind::Read => self.ops.read,
             OpKind::Write => self.ops.write,
+            OpKind::Readv => self.ops.readv,
+            OpKind::Writev => self.ops.writev,
             OpKind::Fsync => self.ops.fsync,
             OpKind::Raw => true,
             _ => false,

@@ -283,6 +283,8 @@ impl Ring {
         Ok(crate::ops::RingOps {
             read: probe.is_supported(opcode::Read::CODE),
             write: probe.is_supported(opcode::Write::CODE),
+            readv: probe.is_supported(opcode::Readv::CODE),
+            writev: probe.is_supported(opcode::Writev::CODE),
             fsync: probe.is_supported(opcode::Fsync::CODE),
             cancel: probe.is_supported(opcode::AsyncCancel::CODE),
             ..Default::default()

@@ -136,7 +136,7 @@ where
 
 /// What a transfer that returns 0 bytes means.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum EndOfFile {
+pub(super) enum EndOfFile {
     /// A read at the end of the file: done, short.
     Stops,
     /// A write that made no progress: `EIO`, rather than looping forever.
@@ -145,7 +145,12 @@ enum EndOfFile {
 
 /// One result of a transfer that has moved `done` of `total` bytes: the
 /// new count, the error if it failed, and whether to go on.
-fn transfer(done: usize, total: usize, result: i32, eof: EndOfFile) -> (usize, Option<i32>, Step) {
+pub(super) fn transfer(
+    done: usize,
+    total: usize,
+    result: i32,
+    eof: EndOfFile,
+) -> (usize, Option<i32>, Step) {
     match result {
         r if r == -libc::EAGAIN || r == -libc::EINTR => (done, None, Step::Again),
         r if r < 0 => (done, Some(-r), Step::Done),

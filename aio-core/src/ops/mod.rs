@@ -17,6 +17,7 @@ mod file;
 mod raw;
 mod request;
 mod table;
+mod vectored;
 
 use std::cell::RefCell;
 use std::io;

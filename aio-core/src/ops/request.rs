@@ -44,6 +44,10 @@ pub enum OpKind {
     Read,
     /// `pwrite(2)`.
     Write,
+    /// `preadv(2)`.
+    Readv,
+    /// `pwritev(2)`.
+    Writev,
     /// `fsync(2)` or `fdatasync(2)`.
     Fsync,
     /// A backend's own request, filled in by its caller.
@@ -81,6 +85,28 @@ pub enum OpRequest {
         /// Where in the file.
         offset: u64,
     },
+    /// Read at `offset` into the `iovcnt` buffers `iov` describes, in order.
+    Readv {
+        /// The file.
+        fd: RawFd,
+        /// The buffers.
+        iov: *const libc::iovec,
+        /// How many.
+        iovcnt: u32,
+        /// Where in the file.
+        offset: u64,
+    },
+    /// Write the `iovcnt` buffers `iov` describes at `offset`, in order.
+    Writev {
+        /// The file.
+        fd: RawFd,
+        /// The buffers.
+        iov: *const libc::iovec,
+        /// How many.
+        iovcnt: u32,
+        /// Where in the file.
+        offset: u64,
+    },
     /// Flush the file to stable storage: its data only with `datasync`.
     Fsync {
         /// The file.
@@ -102,6 +128,8 @@ impl OpRequest {
         match self {
             OpRequest::Read { .. } => OpKind::Read,
             OpRequest::Write { .. } => OpKind::Write,
+            OpRequest::Readv { .. } => OpKind::Readv,
+            OpRequest::Writev { .. } => OpKind::Writev,
             OpRequest::Fsync { .. } => OpKind::Fsync,
             OpRequest::Raw { .. } => OpKind::Raw,
         }

@@ -105,6 +105,26 @@ impl OpEngine for InlineEngine {
                 // SAFETY: as for the read.
                 unsafe { libc::pwrite(fd, buf.cast(), len, offset as libc::off_t) }
             }
+            OpRequest::Readv {
+                fd,
+                iov,
+                iovcnt,
+                offset,
+            } => {
+                // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
+                // describe writable buffers, by us alone, for the call.
+                unsafe { libc::preadv(fd, iov, iovcnt as i32, offset as libc::off_t) }
+            }
+            OpRequest::Writev {
+                fd,
+                iov,
+                iovcnt,
+                offset,
+            } => {
+                // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
+                // describe readable buffers, unchanged, for the call.
+                unsafe { libc::pwritev(fd, iov, iovcnt as i32, offset as libc::off_t) }
+            }
             OpRequest::Fsync { fd, datasync } => {
                 // SAFETY: fsync and fdatasync take only an fd.
                 let rc = unsafe {

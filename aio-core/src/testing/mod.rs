@@ -158,6 +158,7 @@ macro_rules! ops_conformance_tests {
         $crate::__conformance_cases! { $harness;
             ops::written_data_reads_back_equal,
             ops::reads_stop_at_the_end_and_bad_fds_fail,
+            ops::vectored_reads_and_writes_round_trip,
             ops::thousands_in_flight_complete_once_each,
             ops::a_cancelled_read_completes_once_with_its_buffer,
             ops::completions_come_in_finishing_order,

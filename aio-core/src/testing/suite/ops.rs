@@ -116,6 +116,52 @@ pub fn written_data_reads_back_equal(h: &OpsHarness) {
     }
 }
 
+/// `writev_at` writes its buffers in order and `readv_at` fills its in
+/// order (each up to its capacity), across short transfers that stop
+/// inside a buffer.
+pub fn vectored_reads_and_writes_round_trip(h: &OpsHarness) {
+    let ctx = h.context();
+    let file = temp_file("vectored");
+    let mut rng = Lcg(3);
+    let parts: Vec<Vec<u8>> = [1000, 5000, 100]
+        .iter()
+        .map(|&n| (0..n).map(|_| rng.next() as u8).collect())
+        .collect();
+    let whole: Vec<u8> = parts.concat();
+    let wrote = Rc::new(Cell::new(None));
+    let w = Rc::clone(&wrote);
+    ctx.writev_at(&file, parts, 123, move |_, n, bufs| {
+        w.set(Some((n.unwrap(), bufs.len())));
+    });
+    run_until(&ctx, "the vectored write", || wrote.get().is_some());
+    assert_eq!(wrote.get(), Some((6100, 3)), "{}", h.name());
+    let got = Rc::new(RefCell::new(None));
+    let g = Rc::clone(&got);
+    let bufs = vec![
+        Vec::with_capacity(2000),
+        Vec::with_capacity(3000),
+        Vec::with_capacity(1100),
+    ];
+    ctx.readv_at(&file, bufs, 123, move |_, n, bufs| {
+        *g.borrow_mut() = Some((n.unwrap(), bufs));
+    });
+    run_until(&ctx, "the vectored read", || got.borrow().is_some());
+    let (n, bufs) = got.borrow_mut().take().unwrap();
+    assert_eq!(n, 6100, "{}", h.name());
+    let lens: Vec<usize> = bufs.iter().map(Vec::len).collect();
+    assert_eq!(
+        lens,
+        [2000, 3000, 1100],
+        "{}: each filled in turn",
+        h.name()
+    );
+    assert!(
+        bufs.concat() == whole,
+        "{}: read back what was written",
+        h.name()
+    );
+}
+
 /// A read past the end of the file is short (0 at the end), not an error
 /// and not a loop; a read of a bad fd completes with `EBADF`.
 pub fn reads_stop_at_the_end_and_bad_fds_fail(h: &OpsHarness) {

@@ -32,15 +32,25 @@ impl AioContext {
     }
 
     /// Whether a completion waits to be dispatched: the window ends for
-    /// one, as for a `poll` callback that says yes. (The monitor's own show
-    /// in its `pending`.)
+    /// one, as for a `poll` callback that says yes. (A completion still in
+    /// the monitor's ring shows in its `pending`; one its wait reaped
+    /// already, in its engine.)
     pub(crate) fn ops_have_completions(&self) -> bool {
         let ops = &self.inner.ops;
+        if ops.table.borrow().in_flight() == 0 {
+            return false;
+        }
         !ops.refused.borrow().is_empty()
             || ops
                 .fallback
                 .borrow()
                 .as_ref()
+                .is_some_and(|e| e.has_completions())
+            || self
+                .inner
+                .monitor
+                .borrow_mut()
+                .ops()
                 .is_some_and(|e| e.has_completions())
     }
 

@@ -128,6 +128,10 @@ struct State {
     queue: VecDeque<Job>,
     /// Workers waiting for a job (some may have been signalled already).
     idle: usize,
+    /// Workers that have finished a job (and may already have reported
+    /// it) and are about to look at the queue again: a job queued now has
+    /// a taker in them, as in an idle one, so no worker is started for it.
+    returning: usize,
     /// Workers that will look at the queue again (those that decided to
     /// leave are not counted).
     workers: usize,
@@ -176,7 +180,7 @@ impl Shared {
         state.queue.push_back(job);
         // Each idle worker takes one of the queued jobs when it wakes: if
         // there are at least as many as jobs, this one has a taker.
-        if state.idle >= state.queue.len() {
+        if state.idle + state.returning >= state.queue.len() {
             self.work.notify_one();
             return Ok(());
         }
@@ -226,6 +230,7 @@ impl Shared {
                 drop(state);
                 self.run(job);
                 state = self.lock_state();
+                state.returning -= 1;
                 continue;
             }
             let deadline = Instant::now().checked_add(self.options.idle_timeout);
@@ -268,6 +273,10 @@ impl Shared {
                 // ours until the completion below is reported.
                 let result = unsafe { execute(&request.0) };
                 self.jobs_run.fetch_add(1, Ordering::Relaxed);
+                // Counted as returning before the completion goes out: the
+                // next job, queued as soon as it is seen, waits for this
+                // worker rather than starting another.
+                self.lock_state().returning += 1;
                 self.complete(OpCompletion { id, result }, true);
             }
             Job::Task(task) => {
@@ -275,6 +284,7 @@ impl Shared {
                 // on with the next job.
                 let _ = panic::catch_unwind(AssertUnwindSafe(task));
                 self.jobs_run.fetch_add(1, Ordering::Relaxed);
+                self.lock_state().returning += 1;
             }
         }
     }

@@ -113,10 +113,9 @@ impl OpEngine for UringMonitor {
 
     unsafe fn push(&mut self, id: OpId, request: &OpRequest) -> io::Result<()> {
         let entry = entry(id, request)?;
-        // SAFETY: the caller keeps the memory the request points to valid
-        // and untouched until its completion is taken (OpEngine::push's
-        // contract), and the completion is taken only after the kernel
-        // posted it.
+        // The caller keeps the request's memory valid until its completion
+        // is taken (OpEngine::push), which is only after the kernel posts it.
+        // SAFETY: so the entry's memory outlives it, as push_op asks.
         unsafe { self.ring.push_op(&entry) }
     }
 

@@ -249,12 +249,10 @@ impl Ring {
         if self.uring.submission().is_full() {
             self.enter(0, None)?;
         }
-        // `push` may only be given entries whose buffers stay valid until
-        // they complete.
-        // SAFETY: through `push` the monitor queues only POLL_ADD (an fd and
-        // an event mask), POLL_REMOVE and ASYNC_CANCEL (a user_data)
-        // requests: plain values, no pointer. (Operations, which point to
-        // buffers, go through `push_op`.)
+        // Through `push` the monitor queues only POLL_ADD (an fd and a
+        // mask), POLL_REMOVE and ASYNC_CANCEL (a user_data); operations,
+        // which point to buffers, go through `push_op`.
+        // SAFETY: so the entry points to no memory at all.
         let pushed = unsafe { self.uring.submission().push(entry) };
         pushed.map_err(|_| io::Error::from_raw_os_error(libc::EBUSY))
     }

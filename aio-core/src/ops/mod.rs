@@ -111,10 +111,10 @@ impl AioContext {
         {
             let mut monitor = inner.monitor.borrow_mut();
             if let Some(engine) = monitor.ops().filter(|e| e.supports(kind)) {
-                // SAFETY: the request points into the operation's buffer,
-                // which lives in its boxed slot until the completion for
-                // `id` is taken (or the context leaks it, on a ring that
-                // failed, or drains it as it is dropped).
+                // The request points into the operation's buffer, which
+                // lives in its boxed slot until `id`'s completion is taken
+                // (or is leaked on a failed ring, or drained at drop).
+                // SAFETY: so the memory outlives the request, as push asks.
                 result = unsafe { engine.push(id, &request) };
                 route = Route::Monitor;
             }

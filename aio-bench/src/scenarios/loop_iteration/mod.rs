@@ -8,6 +8,9 @@
 //! * `raw-epoll`, the reference: a level-triggered epoll set by hand,
 //!   `epoll_wait` with a zero timeout, a read of each fd it returns;
 //! * `raw-ppoll`: the same with `ppoll` over a `pollfd` array;
+//! * `raw-io_uring`: the same with multishot polls on a ring set up as
+//!   well as the kernel allows (see [`raw_uring`]), so that the io_uring
+//!   monitor's own cost shows;
 //! * aio on each monitor (`aio-poll`, `aio-epoll`, `aio-io_uring`,
 //!   `aio-auto`): `poll(false)`;
 //! * `mio` (`Poll::poll` with a zero timeout, edge-triggered), `polling`
@@ -27,12 +30,14 @@ use std::time::Duration;
 
 use aio::prelude::*;
 
-use crate::env::{Env, Monitor};
+use crate::env::{Env, Monitor, io_uring_available};
 use crate::measure::{Measurement, Plan, Variant};
 use crate::peers::{Fd, polling_add, tokio_recv, tokio_runtime, tokio_watch};
 use crate::report::{Group, ScenarioReport, Summary, Target, ratio};
 use crate::scenarios::check_done;
 use crate::sys;
+
+mod raw_uring;
 
 /// The numbers of idle fds measured, `K`.
 pub const IDLE_COUNTS: &[usize] = &[1, 64, 1000, 10_000];
@@ -135,23 +140,29 @@ fn ks(group: &Group) -> &str {
     group.id.rsplit('/').next().unwrap_or("?")
 }
 
-/// The loops over `idle_fds` that the filter keeps, and what `aio-auto`
-/// runs on.
+/// The loops over `idle_fds` that the filter keeps.
 type Loops = Vec<(String, RefCell<Box<dyn Iterate>>)>;
 
-fn loops(env: &Env<'_>, idle_fds: &[OwnedFd]) -> io::Result<(Loops, Option<&'static str>)> {
+/// The loops over `idle_fds` that the filter keeps, and notes on how they
+/// were set up (what `aio-auto` runs on, the raw ring's flags).
+fn loops(env: &Env<'_>, idle_fds: &[OwnedFd]) -> io::Result<(Loops, Vec<String>)> {
     let wants = |name: &str| name == REFERENCE || env.wants(name);
     let mut loops: Vec<(String, Box<dyn Iterate>)> = Vec::new();
+    let mut notes = Vec::new();
     loops.push((REFERENCE.to_owned(), Box::new(RawEpoll::new(idle_fds)?)));
     if wants(RAW_PPOLL) {
         loops.push((RAW_PPOLL.to_owned(), Box::new(RawPpoll::new(idle_fds)?)));
     }
-    let mut auto_on = None;
+    if wants(raw_uring::NAME) && io_uring_available() {
+        let ring = raw_uring::RawUring::new(idle_fds)?;
+        notes.push(format!("{} set up with {}", raw_uring::NAME, ring.setup()));
+        loops.push((raw_uring::NAME.to_owned(), Box::new(ring)));
+    }
     for monitor in Monitor::ALL {
         if wants(monitor.variant()) {
             let aio = AioLoop::new(monitor, idle_fds)?;
             if monitor == Monitor::Auto {
-                auto_on = Some(aio.ctx.backend().name);
+                notes.push(format!("aio-auto ran on {}", aio.ctx.backend().name));
             }
             loops.push((monitor.variant().to_owned(), Box::new(aio)));
         }
@@ -169,7 +180,7 @@ fn loops(env: &Env<'_>, idle_fds: &[OwnedFd]) -> io::Result<(Loops, Option<&'sta
         .into_iter()
         .map(|(name, l)| (name, RefCell::new(l)))
         .collect();
-    Ok((loops, auto_on))
+    Ok((loops, notes))
 }
 
 fn variants(loops: &Loops) -> Vec<Variant<'_>> {
@@ -201,7 +212,7 @@ pub(crate) fn steady_state(env: &Env<'_>, plan: &Plan) -> io::Result<Group> {
 fn run_one(env: &Env<'_>, idle: usize) -> io::Result<Group> {
     // Declared first so they drop last: the loops watch them.
     let idle_fds = idle_eventfds(idle)?;
-    let (loops, auto_on) = loops(env, &idle_fds)?;
+    let (loops, setup_notes) = loops(env, &idle_fds)?;
     let mut variants = variants(&loops);
     let title = format!("loop iteration, K = {idle} idle + 1 active eventfd");
     let rows = env.measure(&title, &mut variants)?;
@@ -211,17 +222,24 @@ fn run_one(env: &Env<'_>, idle: usize) -> io::Result<Group> {
         idle + 2,
         idle + 1
     )];
-    if let Some(on) = auto_on {
-        notes.push(format!("aio-auto ran on {on}"));
-    }
-    Ok(Group::new(
+    notes.extend(setup_notes);
+    let mut group = Group::new(
         format!("loop-iteration/{idle}"),
         title,
         "ns per iteration",
         REFERENCE,
         rows,
         notes,
-    ))
+    );
+    let uring = Monitor::IoUring.variant();
+    if let Some(own) = group.ratio(uring, raw_uring::NAME) {
+        group.notes.push(format!(
+            "{uring} / {}: {} (the monitor's own cost over the ring's)",
+            raw_uring::NAME,
+            ratio(own)
+        ));
+    }
+    Ok(group)
 }
 
 /// The medians of every group side by side by `K`, with the crossover of

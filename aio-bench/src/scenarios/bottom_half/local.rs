@@ -9,12 +9,13 @@
 //! timing and its own references.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 
 use aio::prelude::*;
 
-use super::TOKIO;
+use super::{QUEUE, TOKIO};
 use crate::env::{Env, Monitor};
 use crate::measure::Variant;
 use crate::peers::tokio_runtime;
@@ -41,6 +42,29 @@ impl Local for AioOneshot {
             self.ctx.poll(false)?;
         }
         check_done("one-shot", n, self.ran.get() - before)
+    }
+}
+
+/// The floor of a one-shot bottom half: a boxed closure pushed on a
+/// `VecDeque` and popped and run, with no loop around it.
+struct QueueOneshot {
+    queue: VecDeque<Box<dyn FnOnce()>>,
+    ran: Rc<Cell<u64>>,
+}
+
+impl Local for QueueOneshot {
+    fn run(&mut self, n: u64) -> io::Result<()> {
+        let before = self.ran.get();
+        for _ in 0..n {
+            let ran = Rc::clone(&self.ran);
+            self.queue.push_back(std::hint::black_box(Box::new(move || {
+                ran.set(ran.get() + 1)
+            })));
+            while let Some(f) = self.queue.pop_front() {
+                f();
+            }
+        }
+        check_done(QUEUE, n, self.ran.get() - before)
     }
 }
 
@@ -266,6 +290,13 @@ pub(super) type Locals = Vec<(String, RefCell<Box<dyn Local>>)>;
 
 pub(super) fn locals(env: &Env<'_>, form: Form) -> io::Result<Locals> {
     let mut locals = vec![(TOKIO.to_owned(), RefCell::new(form.tokio()?))];
+    if form == Form::Oneshot {
+        let queue = QueueOneshot {
+            queue: VecDeque::with_capacity(1),
+            ran: Rc::new(Cell::new(0)),
+        };
+        locals.push((QUEUE.to_owned(), RefCell::new(Box::new(queue))));
+    }
     for monitor in Monitor::ALL {
         if env.wants(monitor.variant()) {
             locals.push((

@@ -150,6 +150,13 @@ fn run(args: &Args, out: &mut impl Write) -> io::Result<bool> {
     write!(out, "{}", report::render_targets(&reports))?;
 
     machine.load_after = load_average();
+    if let Some(wake_up) = reports
+        .iter()
+        .find_map(aio_bench::scenarios::ping_pong::wake_up)
+    {
+        writeln!(out, "\n{wake_up}")?;
+        machine.wake_up = wake_up;
+    }
     let command = std::iter::once("cargo xtask bench".to_owned())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
@@ -211,6 +218,7 @@ fn machine(cpus: &Cpus) -> Machine {
         load_after: String::new(),
         pinning: cpus.describe(),
         auto_backend: env::auto_backend(),
+        wake_up: String::new(),
     }
 }
 

@@ -76,6 +76,11 @@ pub struct Machine {
     pub pinning: String,
     /// What `Backend::Auto` chose, and why.
     pub auto_backend: String,
+    /// What one blocking round trip between two threads costs here, from
+    /// ping-pong (a)'s hand-written epoll row, and how it compares with
+    /// `PollParams::IOTHREAD`'s ceiling (empty when ping-pong did not run).
+    #[serde(default)]
+    pub wake_up: String,
 }
 
 /// A scenario that did not run to the end.
@@ -298,7 +303,7 @@ fn header(run: &Run) -> String {
     format!(
         "`{}`: {} plan ({} rounds of ~{} ms batches per variant, {} ms warm-up), {:.0} s. \
          Machine: {} CPUs ({}), Linux {}, load {} before and {} after; {}. \
-         `aio-auto` ran on {}.",
+         `aio-auto` ran on {}.{}",
         run.command,
         run.plan.name,
         run.plan.rounds,
@@ -312,6 +317,11 @@ fn header(run: &Run) -> String {
         m.load_after,
         m.pinning,
         m.auto_backend,
+        if m.wake_up.is_empty() {
+            String::new()
+        } else {
+            format!(" {}.", m.wake_up)
+        },
     )
 }
 

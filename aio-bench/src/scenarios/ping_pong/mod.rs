@@ -18,6 +18,11 @@
 //!   loop peeks at the monitor while it spins. Each monitor also runs with
 //!   polling off (`-blocking`), the blocking round trip it is compared to.
 //!
+//! Forms (b) to (d) also run epoll and io_uring with a 256 us ceiling
+//! (`-max256us`), for machines whose blocking round trip is longer than
+//! `IOTHREAD`'s 32.8 us, where a poll time never grows; the report's
+//! header says which kind of machine it ran on ([`wake_up`]).
+//!
 //! The `spin-floor` is two threads bouncing an atomic: the physical limit
 //! of a round trip between the two CPUs.
 //!
@@ -63,6 +68,7 @@ pub use mailbox::Mailbox;
 use peers::{MioPair, PollingPair, TokioNotifyPair, TokioPair};
 use raw_epoll::{EVENTFD_WIRE, RawEpollPair, RawFds, SOCKET_WIRE};
 use spin_floor::SpinPair;
+pub use targets::wake_up;
 use targets::{notes, targets};
 
 /// Untimed round trips at the start of each batch, for at least this long.
@@ -160,14 +166,14 @@ fn blocking(monitor: Monitor) -> String {
     format!("{}-blocking", monitor.variant())
 }
 
-/// Polling with a window of up to 256 us: what form (d) needs on a machine
-/// whose blocking round trip is longer than `IOTHREAD`'s 32.8 us.
+/// Polling with a window of up to 256 us: what forms (b) to (d) need on a
+/// machine whose blocking round trip is longer than `IOTHREAD`'s 32.8 us.
 const WIDE: PollParams = PollParams {
     max_ns: 262_144,
     ..PollParams::IOTHREAD
 };
 
-/// The name of a (d) variant with [`WIDE`] polling.
+/// The name of a polling variant with [`WIDE`] polling.
 fn wide(monitor: Monitor) -> String {
     format!("{}-max256us", monitor.variant())
 }
@@ -221,7 +227,7 @@ fn pairs(env: &Env<'_>, form: Form) -> io::Result<Vec<Timed>> {
             }
         }
     }
-    if form == Form::D {
+    if form != Form::A {
         for monitor in [Monitor::Epoll, Monitor::IoUring] {
             if wants(&wide(monitor)) {
                 let pair = AioPair::new(cpus, monitor, WIDE, form.links()?)?;

@@ -9,7 +9,7 @@
 //!   `epoll_wait` with a zero timeout, a read of each fd it returns;
 //! * `raw-ppoll`: the same with `ppoll` over a `pollfd` array;
 //! * `raw-io_uring`: the same with multishot polls on a ring set up as
-//!   well as the kernel allows (see [`raw_uring`]), so that the io_uring
+//!   well as the kernel allows (see `raw_uring.rs`), so that the io_uring
 //!   monitor's own cost shows;
 //! * aio on each monitor (`aio-poll`, `aio-epoll`, `aio-io_uring`,
 //!   `aio-auto`): `poll(false)`;

@@ -131,11 +131,12 @@ fn ring() -> io::Result<(IoUring, &'static str)> {
     Ok((IoUring::new(ENTRIES)?, "no task-running flags"))
 }
 
+/// Queues a poll request. Its fd outlives the ring: the idle fds are
+/// declared before every loop and dropped after it, and the active one is
+/// a field declared after the ring, so dropped after it.
 fn push(ring: &mut IoUring, entry: &squeue::Entry) -> io::Result<()> {
-    // SAFETY: a poll request points to no memory of ours; the fd it names
-    // outlives the ring (the idle fds are declared before every loop and
-    // dropped after it, the active one is this loop's and the ring is
-    // dropped first, being declared first).
+    // SAFETY: a poll request points to no memory of ours, and its fd
+    // outlives the ring (see above).
     unsafe { ring.submission().push(entry) }
         .map_err(|_| io::Error::other("raw-io_uring: the submission queue is full"))
 }

@@ -20,13 +20,38 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aio_core::testing::{Count, DropProbe, TestEvent};
-use aio_core::{FdHandler, Gone, PollParams, Readiness};
+use aio_core::{EventNotifier, FdHandler, Gone, PollParams, Readiness};
 use common::{Kind, Rig, reader, still_works};
 
 fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the fd's flags; on an fd that is not open
     // it fails with EBADF.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// An fd number that was open and is now closed, and that no other test's
+/// thread will take meanwhile: the kernel hands out the lowest free number,
+/// so the one just below the fd limit stays free.
+fn open_then_closed() -> RawFd {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live, exclusively borrowed rlimit for the call.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    let high = RawFd::try_from(limit.rlim_cur.min(1 << 20) - 1).expect("fd limit");
+    let fd = EventNotifier::new().expect("eventfd");
+    assert!(!is_open(high), "fd {high} is already open");
+    // SAFETY: dup2 onto a number below the limit that nothing here holds
+    // (checked above); the duplicate is ours and is closed at once.
+    unsafe {
+        assert_eq!(libc::dup2(fd.as_raw_fd(), high), high);
+        assert_eq!(libc::close(high), 0);
+    }
+    high
 }
 
 /// Negative fds (registration and removal) are `InvalidInput`; fd numbers
@@ -55,16 +80,11 @@ fn negative_and_closed_fds_are_refused(kind: Kind) {
         assert_eq!(err.raw_os_error(), Some(libc::EBADF), "fd {fd}");
         rig.ctx.set_fd_handler(fd, None).unwrap();
     }
-    // A number that was open and is closed (unless another test's thread
-    // took it meanwhile).
-    let closed = rig.event().as_raw_fd();
-    let mut refused = 6;
-    if !is_open(closed) {
-        let err = rig.ctx.set_fd_handler(closed, handler()).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
-        refused += 1;
-    }
-    assert_eq!(drops.get(), refused, "a refused handler was kept");
+    // A number that was open and is closed.
+    let closed = open_then_closed();
+    let err = rig.ctx.set_fd_handler(closed, handler()).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    assert_eq!(drops.get(), 7, "a refused handler was kept");
     assert_eq!(rig.ctx.handler_count(), 0);
     still_works(&rig);
 }

@@ -38,10 +38,8 @@ fn open_then_closed() -> RawFd {
         rlim_max: 0,
     };
     // SAFETY: `limit` is a live, exclusively borrowed rlimit for the call.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(got, 0, "getrlimit");
     let high = RawFd::try_from(limit.rlim_cur.min(1 << 20) - 1).expect("fd limit");
     let fd = EventNotifier::new().expect("eventfd");
     assert!(!is_open(high), "fd {high} is already open");

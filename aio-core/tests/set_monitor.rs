@@ -1,12 +1,12 @@
 //! Moving every registration to another monitor at run time.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aio_core::testing::{Count, Harness};
-use aio_core::{FdHandler, FdMonitor, Pending, ReadyEvent, Registration, Selection};
+use aio_core::testing::{Count, Harness, SleepMonitor, TestMonitor};
+use aio_core::{FdHandler, Selection};
 
 #[test]
 fn pending_readiness_survives_the_move() {
@@ -50,29 +50,6 @@ fn pending_readiness_survives_the_move() {
     assert!(!f.ctx.poll(true).unwrap());
 }
 
-/// A monitor that refuses every registration.
-struct Refusing;
-
-impl FdMonitor for Refusing {
-    fn name(&self) -> &'static str {
-        "refusing"
-    }
-    fn update(
-        &mut self,
-        _: RawFd,
-        _: Option<Registration>,
-        _: Option<Registration>,
-    ) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::ENOMEM))
-    }
-    fn wait(&mut self, _: &mut Vec<ReadyEvent>, _: Option<Duration>) -> io::Result<()> {
-        unreachable!("never installed")
-    }
-    fn pending(&mut self) -> Pending {
-        Pending::Unknown
-    }
-}
-
 #[test]
 fn refused_move_keeps_the_old_monitor() {
     let f = Harness::sim().fixture();
@@ -88,7 +65,9 @@ fn refused_move_keeps_the_old_monitor() {
             })),
         )
         .unwrap();
-    let err = f.ctx.set_monitor(Box::new(Refusing), "a test").unwrap_err();
+    let refusing = TestMonitor::new(SleepMonitor::new())
+        .on_update(|_, _, _, _| Err(io::Error::from_raw_os_error(libc::ENOMEM)));
+    let err = f.ctx.set_monitor(Box::new(refusing), "a test").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
     assert_eq!(f.ctx.backend().name, "sim");
     ev.set();

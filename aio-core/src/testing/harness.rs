@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::TestMonitor;
 use super::sim::{SimDoorbell, SimWorld};
-use crate::{
-    AioContext, ContextBuilder, EventNotifier, FdMonitor, ManualClock, Pending, Readiness,
-    ReadyEvent, Registration, Timer,
-};
+use crate::{AioContext, ContextBuilder, EventNotifier, FdMonitor, ManualClock, Readiness, Timer};
 
 type MakeMonitor = Rc<dyn Fn() -> io::Result<Box<dyn FdMonitor>>>;
 
@@ -124,11 +122,11 @@ impl Harness {
         };
         let wait_ns = Arc::new(AtomicU64::new(0));
         let mut builder = match &clock {
-            Some(clock) => ContextBuilder::new(Box::new(Clocked {
-                inner: monitor,
-                clock: clock.clone(),
-                wait_ns: Arc::clone(&wait_ns),
-            }))
+            Some(clock) => ContextBuilder::new(Box::new(clocked(
+                monitor,
+                clock.clone(),
+                Arc::clone(&wait_ns),
+            )))
             .clock(clock.clone()),
             None => ContextBuilder::new(monitor),
         };
@@ -292,47 +290,22 @@ impl AsRawFd for TestEvent {
     }
 }
 
-/// A monitor wrapper for manual-clock fixtures: a wait that times out moves
-/// the clock by its timeout, one that returns events by the wait time.
-struct Clocked {
-    inner: Box<dyn FdMonitor>,
+/// A monitor for manual-clock fixtures: a wait that times out moves the
+/// clock by its timeout, one that returns events by the wait time.
+fn clocked(
+    monitor: Box<dyn FdMonitor>,
     clock: ManualClock,
     wait_ns: Arc<AtomicU64>,
-}
-
-impl FdMonitor for Clocked {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn update(
-        &mut self,
-        fd: RawFd,
-        old: Option<Registration>,
-        new: Option<Registration>,
-    ) -> io::Result<()> {
-        self.inner.update(fd, old, new)
-    }
-
-    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
+) -> TestMonitor<Box<dyn FdMonitor>> {
+    TestMonitor::new(monitor).on_wait(move |inner, events, timeout| {
         let before = events.len();
-        self.inner.wait(events, timeout)?;
+        inner.wait(events, timeout)?;
         match timeout {
-            Some(timeout) if events.len() == before => self.clock.advance(timeout),
-            _ => self
-                .clock
-                .advance(Duration::from_nanos(self.wait_ns.load(Ordering::SeqCst))),
+            Some(timeout) if events.len() == before => clock.advance(timeout),
+            _ => clock.advance(Duration::from_nanos(wait_ns.load(Ordering::SeqCst))),
         }
         Ok(())
-    }
-
-    fn pending(&mut self) -> Pending {
-        self.inner.pending()
-    }
-
-    fn loop_fd(&mut self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
-        self.inner.loop_fd()
-    }
+    })
 }
 
 /// A shared counter for callbacks.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use std::rc::Rc;
 
-use aio_core::testing::{Count, DropProbe, Faults, FaultyMonitor, Harness, SimWorld};
+use aio_core::testing::{Count, DropProbe, Faults, Harness, SimWorld, TestMonitor};
 use aio_core::{AioContext, EventNotifier, FdHandler, FdMonitor, Readiness};
 
 /// A monitor the tests run on.
@@ -67,7 +67,7 @@ macro_rules! on_every_monitor {
     };
 }
 
-/// A context on `kind` wrapped in a [`FaultyMonitor`], with fds that the
+/// A context on `kind` wrapped in a [`TestMonitor`], with fds that the
 /// test can make readable (on the sim, through its world).
 pub(crate) struct Rig {
     pub(crate) ctx: AioContext,
@@ -85,7 +85,7 @@ impl Rig {
             }
             real => (open(real).expect("the monitor under test"), None),
         };
-        let monitor = FaultyMonitor::new(inner, &faults);
+        let monitor = TestMonitor::new(inner).faults(&faults);
         let ctx = AioContext::with_monitor(Box::new(monitor)).expect("the context");
         Rig { ctx, faults, world }
     }

@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aio_core::testing::{Count, Harness, SleepMonitor, TestMonitor};
+use aio_core::testing::{Count, Harness, SleepMonitor, TestMonitor, ThreadProbe};
 use aio_core::{FdHandler, Selection};
 
 #[test]
@@ -43,8 +43,9 @@ fn pending_readiness_survives_the_move() {
     // The context's own notifier moved too.
     let remote = f.ctx.remote();
     let _watchdog = f.watchdog(Duration::from_secs(20));
+    let home = ThreadProbe::current();
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(10));
+        home.wait_until_blocked();
         remote.notify();
     });
     assert!(!f.ctx.poll(true).unwrap());

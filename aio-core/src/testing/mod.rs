@@ -24,6 +24,7 @@ mod sleep;
 mod steady_state;
 pub mod suite;
 mod test_monitor;
+mod thread_probe;
 mod timing;
 mod watchdog;
 
@@ -42,6 +43,7 @@ pub use steady_state::{
     assert_operations_do_not_allocate,
 };
 pub use test_monitor::{Calls, TestMonitor};
+pub use thread_probe::ThreadProbe;
 pub use timing::{
     TIMING_TRIALS, assert_short_timers_fire_after_one_wait, assert_short_waits_are_precise,
 };

@@ -213,10 +213,7 @@ impl Fixture {
 
     /// A new fd that the test can make readable.
     pub fn event(&self) -> TestEvent {
-        TestEvent {
-            notifier: EventNotifier::new().expect("no eventfd for a test event"),
-            world: self.world.clone(),
-        }
+        TestEvent::new(self.world.as_ref())
     }
 
     /// The manual clock.
@@ -267,6 +264,19 @@ pub struct TestEvent {
 }
 
 impl TestEvent {
+    /// A new fd whose readiness lives in `world` (for a context on the
+    /// sim), or an eventfd's own (`None`).
+    ///
+    /// # Panics
+    ///
+    /// If no eventfd can be had.
+    pub fn new(world: Option<&Arc<SimWorld>>) -> TestEvent {
+        TestEvent {
+            notifier: EventNotifier::new().expect("no eventfd for a test event"),
+            world: world.cloned(),
+        }
+    }
+
     /// Makes the fd readable.
     pub fn set(&self) {
         match &self.world {
@@ -280,6 +290,16 @@ impl TestEvent {
         match &self.world {
             Some(world) => world.clear(self.as_raw_fd()).contains(Readiness::READABLE),
             None => self.notifier.test_and_clear().expect("eventfd read failed"),
+        }
+    }
+}
+
+impl Drop for TestEvent {
+    /// A closed fd's readiness goes with it: the sim keys readiness by
+    /// number, so it is forgotten for the next fd that gets the number.
+    fn drop(&mut self) {
+        if let Some(world) = &self.world {
+            world.clear(self.as_raw_fd());
         }
     }
 }

@@ -13,6 +13,7 @@
 //! ```
 
 mod alloc;
+mod checks;
 mod faults;
 mod harness;
 mod inline_engine;
@@ -32,6 +33,7 @@ pub use alloc::{
     COUNTED_RUNS, CountingAlloc, WARM_UP_RUNS, allocations_in, allocations_in_runs, live_growth_in,
     thread_allocations, thread_live,
 };
+pub use checks::{assert_still_works, clearing, counting};
 pub use faults::{Fault, Faults};
 pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
 pub use inline_engine::InlineEngine;

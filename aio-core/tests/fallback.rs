@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use aio_core::testing::{Count, SimMonitor, SimWorld, TestMonitor};
-use aio_core::{ContextBuilder, EventNotifier, FdHandler, FdMonitor, Readiness, Selection};
+use aio_core::{
+    AioContext, ContextBuilder, EventNotifier, FdHandler, FdMonitor, Readiness, Selection,
+};
 
 /// A sim monitor named "breaking" whose waits fail once `broken` is set.
 fn breaking(world: &Arc<SimWorld>, broken: &Rc<Cell<bool>>) -> TestMonitor<SimMonitor> {
@@ -72,32 +74,35 @@ fn a_failing_monitor_falls_back_and_the_context_goes_on() {
     );
 }
 
-#[test]
-fn without_a_fallback_the_error_reaches_the_caller() {
+/// A context built by `build` on a monitor that is broken from the start,
+/// with one fd ready, and the error of its first poll.
+fn first_poll_when_broken(
+    build: impl FnOnce(ContextBuilder) -> ContextBuilder,
+) -> (AioContext, io::Error) {
     let world = SimWorld::new();
     let broken = Rc::new(Cell::new(true));
-    let ctx = ContextBuilder::new(Box::new(breaking(&world, &broken)))
+    let ctx = build(ContextBuilder::new(Box::new(breaking(&world, &broken))))
         .build()
         .unwrap();
     let (fd, handler) = ready_handler(&world, &Count::new());
     ctx.set_fd_handler(&fd, Some(handler)).unwrap();
     let err = ctx.poll(false).unwrap_err();
+    (ctx, err)
+}
+
+#[test]
+fn without_a_fallback_the_error_reaches_the_caller() {
+    let (_ctx, err) = first_poll_when_broken(|builder| builder);
     assert_eq!(err.raw_os_error(), Some(libc::EBADFD));
 }
 
 #[test]
 fn a_failing_fallback_is_reported_and_the_error_returned() {
-    let world = SimWorld::new();
-    let broken = Rc::new(Cell::new(true));
-    let ctx = ContextBuilder::new(Box::new(breaking(&world, &broken)))
-        .fallback("nothing", || {
+    let (ctx, err) = first_poll_when_broken(|builder| {
+        builder.fallback("nothing", || {
             Err(io::Error::from_raw_os_error(libc::ENOSYS))
         })
-        .build()
-        .unwrap();
-    let (fd, handler) = ready_handler(&world, &Count::new());
-    ctx.set_fd_handler(&fd, Some(handler)).unwrap();
-    let err = ctx.poll(false).unwrap_err();
+    });
     assert_eq!(err.raw_os_error(), Some(libc::EBADFD));
     let info = ctx.backend();
     assert_eq!(info.name, "breaking");

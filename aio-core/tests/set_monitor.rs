@@ -5,8 +5,8 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aio_core::testing::{Count, Harness, SleepMonitor, TestMonitor, ThreadProbe};
-use aio_core::{FdHandler, Selection};
+use aio_core::Selection;
+use aio_core::testing::{Count, Harness, SleepMonitor, TestMonitor, ThreadProbe, clearing};
 
 #[test]
 fn pending_readiness_survives_the_move() {
@@ -14,15 +14,8 @@ fn pending_readiness_survives_the_move() {
     let world = f.world().unwrap();
     let ev = Rc::new(f.event());
     let runs = Count::new();
-    let (e, r) = (Rc::clone(&ev), runs.clone());
     f.ctx
-        .set_fd_handler(
-            &*ev,
-            Some(FdHandler::new().on_read(move |_| {
-                e.clear();
-                r.hit();
-            })),
-        )
+        .set_fd_handler(&*ev, Some(clearing(&ev, &runs)))
         .unwrap();
     ev.set();
     f.ctx
@@ -56,15 +49,8 @@ fn refused_move_keeps_the_old_monitor() {
     let f = Harness::sim().fixture();
     let ev = Rc::new(f.event());
     let runs = Count::new();
-    let (e, r) = (Rc::clone(&ev), runs.clone());
     f.ctx
-        .set_fd_handler(
-            ev.as_raw_fd(),
-            Some(FdHandler::new().on_read(move |_| {
-                e.clear();
-                r.hit();
-            })),
-        )
+        .set_fd_handler(ev.as_raw_fd(), Some(clearing(&ev, &runs)))
         .unwrap();
     let refusing = TestMonitor::new(SleepMonitor::new())
         .on_update(|_, _, _, _| Err(io::Error::from_raw_os_error(libc::ENOMEM)));

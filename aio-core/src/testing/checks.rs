@@ -2,6 +2,7 @@
 //! counts its runs, one that also clears its test fd, and the check that a
 //! context still works after what a test did to it.
 
+use std::ops::Deref;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -15,10 +16,13 @@ pub fn counting(runs: &Count) -> FdHandler {
     FdHandler::new().on_read(move |_| runs.hit())
 }
 
-/// A handler whose read callback makes `ev` not readable, then counts its
-/// run in `runs`.
-pub fn clearing(ev: &Rc<TestEvent>, runs: &Count) -> FdHandler {
-    let (ev, runs) = (Rc::clone(ev), runs.clone());
+/// A handler whose read callback makes `ev` (an `Rc` or `Arc` of a test
+/// fd) not readable, then counts its run in `runs`.
+pub fn clearing<E>(ev: &E, runs: &Count) -> FdHandler
+where
+    E: Clone + Deref<Target = TestEvent> + 'static,
+{
+    let (ev, runs) = (ev.clone(), runs.clone());
     FdHandler::new().on_read(move |_| {
         ev.clear();
         runs.hit();

@@ -5,6 +5,14 @@
 //! The binary installs it with `#[global_allocator]`; a library user that
 //! does not sees [`is_installed`] return `false`, and the reports say so
 //! instead of printing a count of zero.
+//!
+//! Why not `aio_core::testing::CountingAlloc`: that one counts per thread,
+//! because libtest runs a test binary's tests in parallel and a test must
+//! see only its own allocations. A benchmark runs one scenario at a time,
+//! and a scenario's allocations happen on several threads (a ping-pong
+//! peer, the thread pool's workers, a remote notifier) that a per-thread
+//! count would miss; it also needs no live-block count, and the bench
+//! binary does not build aio-core's `testing` feature.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

@@ -197,6 +197,21 @@ pub struct Env<'a> {
     pub progress: &'a Progress,
 }
 
+#[cfg(test)]
+impl Env<'_> {
+    /// Runs `test` with a quick environment: the quick plan, every
+    /// variant, no pinning, no progress bar.
+    pub(crate) fn quick<R>(test: impl FnOnce(&Env<'_>) -> R) -> R {
+        let (filter, progress) = (Filter::default(), Progress::hidden());
+        test(&Env {
+            plan: Plan::QUICK,
+            filter: &filter,
+            cpus: Cpus::NONE,
+            progress: &progress,
+        })
+    }
+}
+
 impl Env<'_> {
     /// Whether the variant called `name` runs: the filter keeps it, and if
     /// it is an io_uring variant, the machine allows io_uring.

@@ -32,6 +32,7 @@ mod bh;
 mod builder;
 mod clock;
 mod context;
+pub mod deadline;
 mod dispatch;
 mod doorbell;
 mod embed;

@@ -296,3 +296,48 @@ pub trait FdMonitor {
         ))
     }
 }
+
+/// Implements [`FdMonitor`] for a pointer to a monitor by forwarding every
+/// method, the defaulted ones included, so that a wrapped monitor keeps its
+/// [loop fd](FdMonitor::loop_fd) and its [operations engine](FdMonitor::ops).
+/// A method added to the trait is forwarded here, once.
+macro_rules! forward_monitor {
+    ($($pointer:ty),*) => {$(
+        impl<M: FdMonitor + ?Sized> FdMonitor for $pointer {
+            fn name(&self) -> &'static str {
+                (**self).name()
+            }
+
+            fn update(
+                &mut self,
+                fd: RawFd,
+                old: Option<Registration>,
+                new: Option<Registration>,
+            ) -> io::Result<()> {
+                (**self).update(fd, old, new)
+            }
+
+            fn wait(
+                &mut self,
+                events: &mut Vec<ReadyEvent>,
+                timeout: Option<Duration>,
+            ) -> io::Result<()> {
+                (**self).wait(events, timeout)
+            }
+
+            fn pending(&mut self) -> Pending {
+                (**self).pending()
+            }
+
+            fn ops(&mut self) -> Option<&mut dyn crate::OpEngine> {
+                (**self).ops()
+            }
+
+            fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
+                (**self).loop_fd()
+            }
+        }
+    )*};
+}
+
+forward_monitor!(Box<M>, &mut M);

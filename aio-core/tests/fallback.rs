@@ -4,43 +4,25 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
 
-use aio_core::testing::{Count, SimMonitor, SimWorld};
+use aio_core::testing::{Count, SimMonitor, SimWorld, TestMonitor};
 use aio_core::{
-    ContextBuilder, EventNotifier, FdHandler, FdMonitor, Pending, Readiness, ReadyEvent,
-    Registration, Selection,
+    AioContext, ContextBuilder, EventNotifier, FdHandler, FdMonitor, Readiness, Selection,
 };
 
-/// A sim monitor whose waits fail once `broken` is set.
-struct Breaking {
-    inner: SimMonitor,
-    broken: Rc<Cell<bool>>,
-}
-
-impl FdMonitor for Breaking {
-    fn name(&self) -> &'static str {
-        "breaking"
-    }
-    fn update(
-        &mut self,
-        fd: RawFd,
-        old: Option<Registration>,
-        new: Option<Registration>,
-    ) -> io::Result<()> {
-        self.inner.update(fd, old, new)
-    }
-    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        if self.broken.get() {
-            return Err(io::Error::from_raw_os_error(libc::EBADFD));
-        }
-        self.inner.wait(events, timeout)
-    }
-    fn pending(&mut self) -> Pending {
-        self.inner.pending()
-    }
+/// A sim monitor named "breaking" whose waits fail once `broken` is set.
+fn breaking(world: &Arc<SimWorld>, broken: &Rc<Cell<bool>>) -> TestMonitor<SimMonitor> {
+    let broken = Rc::clone(broken);
+    TestMonitor::new(world.monitor())
+        .named("breaking")
+        .on_wait(move |inner, events, timeout| {
+            if broken.get() {
+                return Err(io::Error::from_raw_os_error(libc::EBADFD));
+            }
+            inner.wait(events, timeout)
+        })
 }
 
 fn ready_handler(world: &std::sync::Arc<SimWorld>, runs: &Count) -> (EventNotifier, FdHandler) {
@@ -60,13 +42,10 @@ fn a_failing_monitor_falls_back_and_the_context_goes_on() {
     let world = SimWorld::new();
     let broken = Rc::new(Cell::new(false));
     let w = std::sync::Arc::clone(&world);
-    let ctx = ContextBuilder::new(Box::new(Breaking {
-        inner: world.monitor(),
-        broken: Rc::clone(&broken),
-    }))
-    .fallback("sim", move || Ok(Box::new(w.monitor())))
-    .build()
-    .unwrap();
+    let ctx = ContextBuilder::new(Box::new(breaking(&world, &broken)))
+        .fallback("sim", move || Ok(Box::new(w.monitor())))
+        .build()
+        .unwrap();
     let runs = Count::new();
     let (fd, handler) = ready_handler(&world, &runs);
     ctx.set_fd_handler(&fd, Some(handler)).unwrap();
@@ -95,38 +74,35 @@ fn a_failing_monitor_falls_back_and_the_context_goes_on() {
     );
 }
 
-#[test]
-fn without_a_fallback_the_error_reaches_the_caller() {
+/// A context built by `build` on a monitor that is broken from the start,
+/// with one fd ready, and the error of its first poll.
+fn first_poll_when_broken(
+    build: impl FnOnce(ContextBuilder) -> ContextBuilder,
+) -> (AioContext, io::Error) {
     let world = SimWorld::new();
     let broken = Rc::new(Cell::new(true));
-    let ctx = ContextBuilder::new(Box::new(Breaking {
-        inner: world.monitor(),
-        broken,
-    }))
-    .build()
-    .unwrap();
+    let ctx = build(ContextBuilder::new(Box::new(breaking(&world, &broken))))
+        .build()
+        .unwrap();
     let (fd, handler) = ready_handler(&world, &Count::new());
     ctx.set_fd_handler(&fd, Some(handler)).unwrap();
     let err = ctx.poll(false).unwrap_err();
+    (ctx, err)
+}
+
+#[test]
+fn without_a_fallback_the_error_reaches_the_caller() {
+    let (_ctx, err) = first_poll_when_broken(|builder| builder);
     assert_eq!(err.raw_os_error(), Some(libc::EBADFD));
 }
 
 #[test]
 fn a_failing_fallback_is_reported_and_the_error_returned() {
-    let world = SimWorld::new();
-    let broken = Rc::new(Cell::new(true));
-    let ctx = ContextBuilder::new(Box::new(Breaking {
-        inner: world.monitor(),
-        broken,
-    }))
-    .fallback("nothing", || {
-        Err(io::Error::from_raw_os_error(libc::ENOSYS))
-    })
-    .build()
-    .unwrap();
-    let (fd, handler) = ready_handler(&world, &Count::new());
-    ctx.set_fd_handler(&fd, Some(handler)).unwrap();
-    let err = ctx.poll(false).unwrap_err();
+    let (ctx, err) = first_poll_when_broken(|builder| {
+        builder.fallback("nothing", || {
+            Err(io::Error::from_raw_os_error(libc::ENOSYS))
+        })
+    });
     assert_eq!(err.raw_os_error(), Some(libc::EBADFD));
     let info = ctx.backend();
     assert_eq!(info.name, "breaking");

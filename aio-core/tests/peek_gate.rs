@@ -5,18 +5,16 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use aio_core::testing::{SimMonitor, SimWorld};
+use aio_core::testing::{SimMonitor, SimWorld, TestMonitor};
 use aio_core::{
     AioContext, ContextBuilder, EventNotifier, FdHandler, FdMonitor, ManualClock, Pending,
-    PollParams, Readiness, ReadyEvent, Registration, Stats,
+    PollParams, Readiness, Stats,
 };
 
 const CHEAP_NS: u64 = 500;
@@ -24,17 +22,6 @@ const CHEAP_NS: u64 = 500;
 const STEP_NS: u64 = 10;
 /// Dearer than an eighth of `PollParams::IOTHREAD.max_ns` (4096 ns).
 const DEAR_NS: u64 = 9_000;
-
-/// A sim monitor that cannot show readiness, on a manual clock: a wait that
-/// times out moves the clock by its timeout, and a zero-timeout wait costs
-/// the next scripted cost (a pure peek) or `submit_ns` (when it hands over
-/// requests queued since the last wait, which it says with
-/// `Pending::Submit`, as the io_uring monitor does in every mode).
-struct Scripted {
-    inner: SimMonitor,
-    clock: ManualClock,
-    script: Rc<RefCell<Script>>,
-}
 
 #[derive(Default)]
 struct Script {
@@ -45,47 +32,47 @@ struct Script {
     peeks: usize,
 }
 
-impl FdMonitor for Scripted {
-    fn name(&self) -> &'static str {
-        "scripted"
-    }
-
-    fn update(
-        &mut self,
-        fd: RawFd,
-        old: Option<Registration>,
-        new: Option<Registration>,
-    ) -> io::Result<()> {
-        self.script.borrow_mut().queued = true;
-        self.inner.update(fd, old, new)
-    }
-
-    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        let before = events.len();
-        self.inner.wait(events, timeout)?;
-        let mut script = self.script.borrow_mut();
-        let cost = match timeout {
-            Some(Duration::ZERO) if script.queued => script.submit_ns,
-            Some(Duration::ZERO) => {
-                script.peeks += 1;
-                script.peek_costs.pop_front().unwrap_or(CHEAP_NS)
+/// A sim monitor that cannot show readiness, on a manual clock: a wait that
+/// times out moves the clock by its timeout, and a zero-timeout wait costs
+/// the next scripted cost (a pure peek) or `submit_ns` (when it hands over
+/// requests queued since the last wait, which it says with
+/// `Pending::Submit`, as the io_uring monitor does in every mode).
+fn scripted(
+    inner: SimMonitor,
+    clock: ManualClock,
+    script: &Rc<RefCell<Script>>,
+) -> TestMonitor<SimMonitor> {
+    let (on_update, on_wait, on_pending) =
+        (Rc::clone(script), Rc::clone(script), Rc::clone(script));
+    TestMonitor::new(inner)
+        .on_update(move |inner, fd, old, new| {
+            on_update.borrow_mut().queued = true;
+            inner.update(fd, old, new)
+        })
+        .on_wait(move |inner, events, timeout| {
+            let before = events.len();
+            inner.wait(events, timeout)?;
+            let mut script = on_wait.borrow_mut();
+            let cost = match timeout {
+                Some(Duration::ZERO) if script.queued => script.submit_ns,
+                Some(Duration::ZERO) => {
+                    script.peeks += 1;
+                    script.peek_costs.pop_front().unwrap_or(CHEAP_NS)
+                }
+                Some(t) if events.len() == before => t.as_nanos() as u64,
+                _ => 0,
+            };
+            script.queued = events.len() > before;
+            clock.advance(Duration::from_nanos(cost));
+            Ok(())
+        })
+        .on_pending(move |_| {
+            if on_pending.borrow().queued {
+                Pending::Submit
+            } else {
+                Pending::Unknown
             }
-            Some(t) if events.len() == before => t.as_nanos() as u64,
-            _ => 0,
-        };
-        script.queued = events.len() > before;
-        self.clock.advance(Duration::from_nanos(cost));
-        Ok(())
-    }
-
-    fn pending(&mut self) -> Pending {
-        let script = self.script.borrow();
-        if script.queued {
-            Pending::Submit
-        } else {
-            Pending::Unknown
-        }
-    }
+        })
 }
 
 struct Setup {
@@ -108,11 +95,7 @@ fn setup(submit_ns: u64) -> Setup {
         submit_ns,
         ..Script::default()
     }));
-    let monitor = Scripted {
-        inner: world.monitor().virtual_time(true),
-        clock: clock.clone(),
-        script: Rc::clone(&script),
-    };
+    let monitor = scripted(world.monitor().virtual_time(true), clock.clone(), &script);
     let ctx = ContextBuilder::new(Box::new(monitor))
         .clock(clock)
         .poll_params(PollParams::IOTHREAD)

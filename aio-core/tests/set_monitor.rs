@@ -1,12 +1,12 @@
 //! Moving every registration to another monitor at run time.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use aio_core::testing::{Count, Harness};
-use aio_core::{FdHandler, FdMonitor, Pending, ReadyEvent, Registration, Selection};
+use aio_core::Selection;
+use aio_core::testing::{Count, Harness, SleepMonitor, TestMonitor, ThreadProbe, clearing};
 
 #[test]
 fn pending_readiness_survives_the_move() {
@@ -14,15 +14,8 @@ fn pending_readiness_survives_the_move() {
     let world = f.world().unwrap();
     let ev = Rc::new(f.event());
     let runs = Count::new();
-    let (e, r) = (Rc::clone(&ev), runs.clone());
     f.ctx
-        .set_fd_handler(
-            &*ev,
-            Some(FdHandler::new().on_read(move |_| {
-                e.clear();
-                r.hit();
-            })),
-        )
+        .set_fd_handler(&*ev, Some(clearing(&ev, &runs)))
         .unwrap();
     ev.set();
     f.ctx
@@ -43,34 +36,12 @@ fn pending_readiness_survives_the_move() {
     // The context's own notifier moved too.
     let remote = f.ctx.remote();
     let _watchdog = f.watchdog(Duration::from_secs(20));
+    let home = ThreadProbe::current();
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(10));
+        home.wait_until_blocked();
         remote.notify();
     });
     assert!(!f.ctx.poll(true).unwrap());
-}
-
-/// A monitor that refuses every registration.
-struct Refusing;
-
-impl FdMonitor for Refusing {
-    fn name(&self) -> &'static str {
-        "refusing"
-    }
-    fn update(
-        &mut self,
-        _: RawFd,
-        _: Option<Registration>,
-        _: Option<Registration>,
-    ) -> io::Result<()> {
-        Err(io::Error::from_raw_os_error(libc::ENOMEM))
-    }
-    fn wait(&mut self, _: &mut Vec<ReadyEvent>, _: Option<Duration>) -> io::Result<()> {
-        unreachable!("never installed")
-    }
-    fn pending(&mut self) -> Pending {
-        Pending::Unknown
-    }
 }
 
 #[test]
@@ -78,17 +49,12 @@ fn refused_move_keeps_the_old_monitor() {
     let f = Harness::sim().fixture();
     let ev = Rc::new(f.event());
     let runs = Count::new();
-    let (e, r) = (Rc::clone(&ev), runs.clone());
     f.ctx
-        .set_fd_handler(
-            ev.as_raw_fd(),
-            Some(FdHandler::new().on_read(move |_| {
-                e.clear();
-                r.hit();
-            })),
-        )
+        .set_fd_handler(ev.as_raw_fd(), Some(clearing(&ev, &runs)))
         .unwrap();
-    let err = f.ctx.set_monitor(Box::new(Refusing), "a test").unwrap_err();
+    let refusing = TestMonitor::new(SleepMonitor::new())
+        .on_update(|_, _, _, _| Err(io::Error::from_raw_os_error(libc::ENOMEM)));
+    let err = f.ctx.set_monitor(Box::new(refusing), "a test").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOMEM));
     assert_eq!(f.ctx.backend().name, "sim");
     ev.set();

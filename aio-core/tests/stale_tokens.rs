@@ -5,13 +5,8 @@
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
-use aio_core::testing::{Count, Harness, token_of};
-use aio_core::{FdHandler, Readiness, ReadyEvent};
-
-fn counting(runs: &Count) -> FdHandler {
-    let runs = runs.clone();
-    FdHandler::new().on_read(move |_| runs.hit())
-}
+use aio_core::testing::{Count, Harness, counting, token_of};
+use aio_core::{Readiness, ReadyEvent};
 
 #[test]
 fn event_for_removed_handler_is_dropped() {

@@ -113,7 +113,9 @@ impl Backend {
     /// if it refuses the backend, see [`describe_refusal`] for the causes.
     pub fn open(self) -> io::Result<Box<dyn FdMonitor>> {
         match self {
-            Backend::Auto => crate::select::select(&|b: Backend| b.open()).map(|plan| plan.monitor),
+            Backend::Auto => {
+                crate::select::plan(None, &|b: Backend| b.open()).map(|plan| plan.monitor)
+            }
             #[cfg(feature = "io-uring")]
             Backend::IoUring => Ok(Box::new(fdmon_uring::UringMonitor::new()?)),
             #[cfg(feature = "epoll")]

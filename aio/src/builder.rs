@@ -6,10 +6,10 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 
-use aio_core::{AioContext, BackendInfo, Clock, ContextBuilder, PollParams};
+use aio_core::{AioContext, Clock, PollParams};
 
 use crate::backend::{Backend, describe_refusal};
-use crate::select::{Open, Plan, poll_then_epoll, select};
+use crate::select::{Open, plan};
 
 /// The environment variable that forces a backend.
 pub const BACKEND_ENV: &str = "AIO_BACKEND";
@@ -74,46 +74,25 @@ impl Builder {
 
     /// [`build`](Builder::build) with the backends that `open` sets up.
     fn build_with(self, open: Open<'_>) -> io::Result<AioContext> {
-        let plan = match forced(self.backend, env::var(BACKEND_ENV))? {
-            None => select(open)?,
-            Some((backend, by)) => forced_plan(backend, by, open).map_err(|source| {
-                BackendError {
-                    backend,
-                    by,
-                    source,
-                }
-                .into_io()
-            })?,
-        };
-        let mut builder = ContextBuilder::new(plan.monitor)
+        let forced = forced(self.backend, env::var(BACKEND_ENV))?;
+        let plan = plan(forced, open).map_err(|source| match forced {
+            Some((backend, by)) => BackendError {
+                backend,
+                by,
+                source,
+            }
+            .into_io(),
+            None => source,
+        })?;
+        let mut builder = plan
+            .builder()
             .poll_params(self.params)
-            .backend_info(plan.info)
             .ops_fallback(|remote| Box::new(aio_pool::Pool::new(remote)));
-        if let Some(upgrade) = plan.upgrade {
-            builder = builder.upgrade(upgrade);
-        }
-        // A ring can fail after setup: go on with epoll rather than die.
-        if cfg!(feature = "epoll") && builder.monitor_name() == Backend::IoUring.name() {
-            builder = builder.fallback(Backend::Epoll.name(), || Backend::Epoll.open());
-        }
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
         }
         builder.build()
     }
-}
-
-/// The plan of a backend forced by `by`.
-fn forced_plan(backend: Backend, by: &'static str, open: Open<'_>) -> io::Result<Plan> {
-    if backend == Backend::PollThenEpoll {
-        return poll_then_epoll(open, by);
-    }
-    let monitor = open(backend)?;
-    Ok(Plan {
-        info: BackendInfo::forced(monitor.name(), by),
-        monitor,
-        upgrade: None,
-    })
 }
 
 /// A forced backend that could not be set up: which, forced by whom, and

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aio_core::testing::{Count, DropProbe, TestEvent};
+use aio_core::testing::{Count, DropProbe, TestEvent, ThreadProbe};
 use aio_core::{EventNotifier, FdHandler, Gone, PollParams, Readiness};
 use common::{Kind, Rig, reader, still_works};
 
@@ -235,8 +235,9 @@ fn timer_deadlines_at_the_extremes(kind: Kind) {
 
     let (remote, notified) = (f.ctx.remote(), Arc::new(AtomicBool::new(false)));
     let n = Arc::clone(&notified);
+    let home = ThreadProbe::current();
     let waker = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(30)); // likely blocked by now
+        home.wait_until_blocked();
         n.store(true, Ordering::SeqCst);
         remote.notify();
     });
@@ -343,13 +344,18 @@ fn poll_params_at_the_extremes(kind: Kind) {
             f.ctx.poll(true).unwrap();
         }
         assert!(start.elapsed() < Duration::from_secs(10));
-        // Nothing bounds the window but a notification.
-        let remote = f.ctx.remote();
+        // Nothing bounds the window but a notification: they come until the
+        // poll returns, so some come while the window runs.
+        let (remote, returned) = (f.ctx.remote(), Arc::new(AtomicBool::new(false)));
+        let r = Arc::clone(&returned);
         let waker = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            remote.notify();
+            while !r.load(Ordering::SeqCst) {
+                remote.notify();
+                thread::yield_now();
+            }
         });
         f.ctx.poll(true).unwrap();
+        returned.store(true, Ordering::SeqCst);
         waker.join().unwrap();
     }
 }

@@ -1,5 +1,5 @@
 //! Faults injected into every monitor (poll, epoll, io_uring and the sim)
-//! through `FaultyMonitor`: `update` and `wait` failing with `EINTR`,
+//! through `TestMonitor` with a `Faults` schedule: `update` and `wait` failing with `EINTR`,
 //! `EAGAIN`, `ENOMEM` and `EBADF`, spurious readiness, duplicate events and
 //! events for stale tokens. Under each, the error reaches the caller of the
 //! call that failed, no callback runs for a removed handler, no
@@ -350,7 +350,7 @@ mod fallback {
         for errno in [libc::EINTR, libc::EAGAIN] {
             let faults = aio_core::testing::Faults::new();
             let inner = common::open(kind).unwrap();
-            let monitor = aio_core::testing::FaultyMonitor::new(inner, &faults);
+            let monitor = aio_core::testing::TestMonitor::new(inner).faults(&faults);
             let ctx = aio_core::ContextBuilder::new(Box::new(monitor))
                 .fallback("spare", || Ok(Box::new(fdmon_poll::PollMonitor::new())))
                 .build()

@@ -44,8 +44,10 @@ fn serves_beside_a_tokio_task(backend: Backend) {
         std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
     );
     let d = std::sync::Arc::clone(&done);
+    // The job comes once tokio is blocked, driving the context.
+    let home = aio_core::testing::ThreadProbe::current();
     let sender = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(10));
+        home.wait_until_blocked();
         remote
             .schedule(move |_| {
                 d.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -9,8 +9,7 @@ mod common;
 use std::cell::Cell;
 use std::rc::Rc;
 
-use aio_core::FdHandler;
-use aio_core::testing::{Count, CountingAlloc, live_growth_in};
+use aio_core::testing::{Count, CountingAlloc, clearing, live_growth_in};
 use common::Kind;
 
 #[global_allocator]
@@ -30,15 +29,8 @@ fn add_remove_cycles_leave_memory_flat(kind: Kind) {
     let ev = Rc::new(f.event());
     let runs = Count::new();
     let grew = growth(|i| {
-        let (e, r) = (Rc::clone(&ev), runs.clone());
         f.ctx
-            .set_fd_handler(
-                &*ev,
-                Some(FdHandler::new().on_read(move |_| {
-                    e.clear();
-                    r.hit();
-                })),
-            )
+            .set_fd_handler(&*ev, Some(clearing(&ev, &runs)))
             .unwrap();
         if i.is_multiple_of(1000) {
             // Now and then the handler sees its fd ready before it goes.

@@ -12,9 +12,9 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aio_core::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration};
+use aio_core::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, deadline};
 use rustix::event::epoll;
 
 /// A monitor over level-triggered epoll.
@@ -42,14 +42,6 @@ pub struct EpollMonitor {
     events: Vec<libc::epoll_event>,
     /// Whether to wait with `epoll_pwait2` (until it says `ENOSYS`).
     pwait2: bool,
-}
-
-/// `struct __kernel_timespec`, what `epoll_pwait2` reads: 64-bit fields on
-/// every architecture, unlike `libc::timespec`.
-#[repr(C)]
-struct KernelTimespec {
-    tv_sec: i64,
-    tv_nsec: i64,
 }
 
 const NO_EVENT: libc::epoll_event = libc::epoll_event { events: 0, u64: 0 };
@@ -104,9 +96,9 @@ impl EpollMonitor {
     }
 
     /// One wait with at most `timeout`: the number of events written, or
-    /// `None` to try again with the time that remains (`EINTR`, or the
+    /// `None` (or `EINTR`) to try again with the time that remains (the
     /// epoll fd was readable but the events were gone by the time we
-    /// collected them).
+    /// collected them, or `epoll_pwait2` is not to be had).
     ///
     /// Only a finite, non-zero timeout needs more than `epoll_wait`, whose
     /// milliseconds serve "never block" and "forever" exactly.
@@ -115,10 +107,7 @@ impl EpollMonitor {
         let epfd = self.epfd.as_raw_fd();
         let rc = match timeout {
             Some(t) if !t.is_zero() && self.pwait2 => {
-                let ts = KernelTimespec {
-                    tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
-                    tv_nsec: i64::from(t.subsec_nanos()),
-                };
+                let ts = deadline::KernelTimespec::from(t);
                 // A null signal mask leaves the mask unchanged, and its size
                 // argument is then ignored.
                 // SAFETY: `ptr` points to `max` writable epoll_event structs
@@ -140,10 +129,7 @@ impl EpollMonitor {
                     events: libc::POLLIN,
                     revents: 0,
                 };
-                let ts = libc::timespec {
-                    tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-                    tv_nsec: t.subsec_nanos() as libc::c_long,
-                };
+                let ts = deadline::timespec(t);
                 // SAFETY: `pfd` and `ts` are live locals for the call; a null
                 // signal mask leaves the mask unchanged.
                 match unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) } {
@@ -163,14 +149,10 @@ impl EpollMonitor {
                 unsafe { libc::epoll_wait(epfd, ptr, max, ms) }
             }
         };
-        if rc >= 0 {
-            return Ok(Some(rc as usize));
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
         }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => Ok(None),
-            _ => Err(err),
-        }
+        Ok(Some(rc as usize))
     }
 }
 
@@ -212,19 +194,7 @@ impl FdMonitor for EpollMonitor {
     }
 
     fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
-        let mut left = timeout;
-        let n = loop {
-            if let Some(n) = self.wait_once(left)? {
-                break n;
-            }
-            left = match deadline {
-                None => None,
-                // A deadline past what Instant can hold: as good as forever.
-                Some(None) => timeout,
-                Some(Some(deadline)) => Some(deadline.saturating_duration_since(Instant::now())),
-            };
-        };
+        let n = deadline::retry(timeout, |left| self.wait_once(left))?.unwrap_or(0);
         events.extend(self.events[..n].iter().map(|ev| ReadyEvent {
             token: aio_core::Token(ev.u64),
             readiness: readiness_of(ev.events),

@@ -1,12 +1,11 @@
 //! Registrations the kernel has a say in: fds epoll refuses, fds closed (or
 //! their numbers reused) behind the context's back, hang-ups.
 
-use std::cell::Cell;
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::rc::Rc;
 
-use aio_core::{AioContext, EventNotifier, FdHandler};
+use aio_core::testing::{Count, assert_still_works, counting};
+use aio_core::{AioContext, EventNotifier};
 use fdmon_epoll::EpollMonitor;
 use rustix::event::{EventfdFlags, eventfd};
 
@@ -14,26 +13,14 @@ fn context() -> AioContext {
     AioContext::with_monitor(Box::new(EpollMonitor::new().unwrap())).unwrap()
 }
 
-fn counting(hits: &Rc<Cell<u32>>) -> Option<FdHandler> {
-    let hits = Rc::clone(hits);
-    Some(FdHandler::new().on_read(move |_| hits.set(hits.get() + 1)))
-}
-
 fn new_eventfd() -> OwnedFd {
     eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).unwrap()
 }
 
 /// The context works, with nothing of the test registered.
-fn assert_still_works(ctx: &AioContext) {
-    assert_eq!(ctx.handler_count(), 0);
-    assert!(!ctx.poll(false).unwrap());
-    let n = EventNotifier::new().unwrap();
-    let hits = Rc::default();
-    ctx.set_fd_handler(&n, counting(&hits)).unwrap();
-    n.set().unwrap();
-    assert!(ctx.poll(false).unwrap());
-    assert_eq!(hits.get(), 1);
-    ctx.set_fd_handler(&n, None).unwrap();
+fn assert_clean(ctx: &AioContext) {
+    assert_eq!(ctx.handler_count(), 0, "nothing of the test is left");
+    assert_still_works(ctx, None);
 }
 
 #[test]
@@ -43,10 +30,10 @@ fn regular_files_and_directories_are_refused_with_eperm() {
     let dir = File::open(std::env::temp_dir()).unwrap();
     for fd in [&file, &dir] {
         let err = ctx
-            .set_fd_handler(fd, counting(&Rc::default()))
+            .set_fd_handler(fd, Some(counting(&Count::new())))
             .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
-        assert_still_works(&ctx);
+        assert_clean(&ctx);
     }
 }
 
@@ -55,31 +42,33 @@ fn removing_a_closed_fd_succeeds() {
     let ctx = context();
     let n = EventNotifier::new().unwrap();
     let fd = n.as_raw_fd();
-    ctx.set_fd_handler(fd, counting(&Rc::default())).unwrap();
+    ctx.set_fd_handler(fd, Some(counting(&Count::new())))
+        .unwrap();
     drop(n);
     ctx.set_fd_handler(fd, None).unwrap();
-    assert_still_works(&ctx);
+    assert_clean(&ctx);
 
     // Closed, and the number now names a file that epoll refuses.
     let mut fd = new_eventfd();
-    ctx.set_fd_handler(&fd, counting(&Rc::default())).unwrap();
+    ctx.set_fd_handler(&fd, Some(counting(&Count::new())))
+        .unwrap();
     let file = File::open(std::env::current_exe().unwrap()).unwrap();
     rustix::io::dup2(&file, &mut fd).unwrap();
     ctx.set_fd_handler(&fd, None).unwrap();
-    assert_still_works(&ctx);
+    assert_clean(&ctx);
 }
 
 #[test]
 fn a_reused_fd_number_can_be_re_registered_and_removed() {
     let ctx = context();
-    let (old_hits, new_hits) = (Rc::default(), Rc::default());
+    let (old_hits, new_hits) = (Count::new(), Count::new());
     let mut fd = new_eventfd();
-    ctx.set_fd_handler(&fd, counting(&old_hits)).unwrap();
+    ctx.set_fd_handler(&fd, Some(counting(&old_hits))).unwrap();
     // Closes the registered eventfd and gives its number to another one:
     // the kernel forgets the registration, the context does not.
     let other = new_eventfd();
     rustix::io::dup2(&other, &mut fd).unwrap();
-    ctx.set_fd_handler(&fd, counting(&new_hits)).unwrap();
+    ctx.set_fd_handler(&fd, Some(counting(&new_hits))).unwrap();
     rustix::io::write(&other, &1u64.to_ne_bytes()).unwrap();
     assert!(ctx.poll(false).unwrap());
     assert_eq!((old_hits.get(), new_hits.get()), (0, 1));
@@ -93,15 +82,15 @@ fn a_reused_fd_number_can_be_re_registered_and_removed() {
     assert!(!ctx.poll(false).unwrap(), "the stale event is dropped");
     assert_eq!(new_hits.get(), 1);
     rustix::io::read(&other, &mut [0u8; 8]).unwrap();
-    assert_still_works(&ctx);
+    assert_clean(&ctx);
 }
 
 #[test]
 fn a_hung_up_pipe_is_dispatched_as_readable() {
     let ctx = context();
     let (reader, writer) = rustix::pipe::pipe().unwrap();
-    let hits = Rc::default();
-    ctx.set_fd_handler(&reader, counting(&hits)).unwrap();
+    let hits = Count::new();
+    ctx.set_fd_handler(&reader, Some(counting(&hits))).unwrap();
     assert!(!ctx.poll(false).unwrap());
     drop(writer);
     assert!(ctx.poll(false).unwrap());

@@ -27,13 +27,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aio_core::{FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token};
+use aio_core::{
+    FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token, deadline,
+};
 
-mod mirror;
-
-use mirror::Mirror;
+use fdmon_epoll::EpollMonitor;
 
 /// A monitor over `ppoll(2)`.
 #[derive(Debug, Default)]
@@ -44,8 +44,11 @@ pub struct PollMonitor {
     tokens: Vec<Token>,
     /// Where each fd sits in `fds`.
     index: HashMap<RawFd, usize>,
-    /// An epoll instance watching the same fds, once a loop fd was asked for.
-    mirror: Option<Mirror>,
+    /// An epoll monitor watching the same fds, once a loop fd was asked
+    /// for: its fd is readable whenever a watched fd is (the monitor itself
+    /// still waits with `ppoll`). Being the epoll monitor, it follows the
+    /// same kernel rules (a closed fd, a reused number).
+    mirror: Option<EpollMonitor>,
 }
 
 impl PollMonitor {
@@ -62,6 +65,20 @@ impl PollMonitor {
     /// Whether no fd is watched.
     pub fn is_empty(&self) -> bool {
         self.fds.is_empty()
+    }
+
+    /// The registration held at index `at`.
+    fn registration(&self, at: usize) -> Registration {
+        Registration {
+            token: self.tokens[at],
+            interest: interest_of(self.fds[at].events),
+        }
+    }
+
+    /// Room for one more entry, so that an insertion cannot fail halfway.
+    fn reserve(&mut self) -> io::Result<()> {
+        self.fds.try_reserve(1).map_err(io::Error::other)?;
+        self.tokens.try_reserve(1).map_err(io::Error::other)
     }
 
     fn insert(&mut self, fd: RawFd, registration: Registration) {
@@ -85,12 +102,11 @@ impl PollMonitor {
         }
     }
 
-    /// One `ppoll`, retried on `EINTR` with the time that remains.
+    /// `ppoll` until something is ready or the time is up (`EINTR`
+    /// retried with the time that remains): how many entries are ready.
     fn ppoll(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
-        let mut left = timeout;
-        loop {
-            let ts = left.map(timespec);
+        let ready = deadline::retry(timeout, |left| {
+            let ts = left.map(deadline::timespec);
             let ts_ptr = ts
                 .as_ref()
                 .map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
@@ -106,20 +122,12 @@ impl PollMonitor {
                     std::ptr::null(),
                 )
             };
-            if n >= 0 {
-                return Ok(n as usize);
+            if n < 0 {
+                return Err(io::Error::last_os_error());
             }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-            left = match deadline {
-                None => None,
-                // A deadline past what Instant can hold: as good as forever.
-                Some(None) => timeout,
-                Some(Some(deadline)) => Some(deadline.saturating_duration_since(Instant::now())),
-            };
-        }
+            Ok(Some(n as usize))
+        })?;
+        Ok(ready.unwrap_or(0))
     }
 }
 
@@ -134,29 +142,21 @@ impl FdMonitor for PollMonitor {
         _old: Option<Registration>,
         new: Option<Registration>,
     ) -> io::Result<()> {
-        match (self.index.get(&fd).copied(), new) {
+        let at = self.index.get(&fd).copied();
+        if at.is_none() && new.is_some() {
+            self.reserve()?;
+        }
+        let held = at.map(|at| self.registration(at));
+        if let Some(mirror) = &mut self.mirror {
+            mirror.update(fd, held, new)?;
+        }
+        match (at, new) {
             (Some(at), Some(registration)) => {
-                let events = events_for(registration.interest);
-                if let Some(mirror) = &self.mirror {
-                    mirror.modify(fd, events)?;
-                }
-                self.fds[at].events = events;
+                self.fds[at].events = events_for(registration.interest);
                 self.tokens[at] = registration.token;
             }
-            (None, Some(registration)) => {
-                self.fds.try_reserve(1).map_err(io::Error::other)?;
-                self.tokens.try_reserve(1).map_err(io::Error::other)?;
-                if let Some(mirror) = &self.mirror {
-                    mirror.add(fd, events_for(registration.interest))?;
-                }
-                self.insert(fd, registration);
-            }
-            (Some(_), None) => {
-                if let Some(mirror) = &self.mirror {
-                    mirror.remove(fd)?;
-                }
-                self.remove(fd);
-            }
+            (None, Some(registration)) => self.insert(fd, registration),
+            (Some(_), None) => self.remove(fd),
             (None, None) => {}
         }
         Ok(())
@@ -181,16 +181,20 @@ impl FdMonitor for PollMonitor {
         Pending::Unknown
     }
 
-    /// The fd of an epoll instance kept in step with the watched fds from
+    /// The fd of an epoll monitor kept in step with the watched fds from
     /// now on (`ppoll` has no fd of its own).
     fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
         if self.mirror.is_none() {
-            self.mirror = Some(Mirror::new(&self.fds)?);
+            let mut mirror = EpollMonitor::new()?;
+            for at in 0..self.fds.len() {
+                mirror.update(self.fds[at].fd, None, Some(self.registration(at)))?;
+            }
+            self.mirror = Some(mirror);
         }
-        let mirror = self.mirror.as_ref();
-        mirror
-            .map(Mirror::fd)
-            .ok_or_else(|| io::Error::other("no epoll mirror"))
+        match &mut self.mirror {
+            Some(mirror) => mirror.loop_fd(),
+            None => Err(io::Error::other("no epoll mirror")),
+        }
     }
 }
 
@@ -203,6 +207,17 @@ fn events_for(interest: Interest) -> libc::c_short {
         events |= libc::POLLOUT;
     }
     events
+}
+
+fn interest_of(events: libc::c_short) -> Interest {
+    let mut interest = Interest::NONE;
+    if events & libc::POLLIN != 0 {
+        interest = interest | Interest::READABLE;
+    }
+    if events & libc::POLLOUT != 0 {
+        interest = interest | Interest::WRITABLE;
+    }
+    interest
 }
 
 fn readiness_of(revents: libc::c_short) -> Readiness {
@@ -222,13 +237,6 @@ fn readiness_of(revents: libc::c_short) -> Readiness {
         readiness = readiness | Readiness::ERROR;
     }
     readiness
-}
-
-fn timespec(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
-    }
 }
 
 #[cfg(test)]
@@ -262,12 +270,5 @@ mod tests {
             (m.tokens[at], m.fds[at].events),
             (Token(30), libc::POLLIN | libc::POLLPRI | libc::POLLOUT)
         );
-    }
-
-    #[test]
-    fn timespec_keeps_nanoseconds() {
-        let ts = timespec(Duration::from_nanos(1_000_000_123));
-        assert_eq!((ts.tv_sec, ts.tv_nsec), (1, 123));
-        assert_eq!(timespec(Duration::MAX).tv_sec, libc::time_t::MAX);
     }
 }

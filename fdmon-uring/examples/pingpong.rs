@@ -17,14 +17,12 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aio_core::{
-    AioContext, EventNotifier, FdHandler, FdMonitor, Pending, PollParams, ReadyEvent, Registration,
-};
+use aio_core::testing::TestMonitor;
+use aio_core::{AioContext, EventNotifier, FdHandler, FdMonitor, PollParams};
 use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
 
 /// Which monitor a side runs on: io_uring in one task-running mode.
@@ -39,44 +37,19 @@ impl Kind {
         format!("io_uring {}", mode.flags())
     }
 
-    /// A monitor, and a counter of its `io_uring_enter` calls.
+    /// A monitor, and a counter of its `io_uring_enter` calls (copied out
+    /// after each wait).
     fn open(self, enters: &Rc<Cell<u64>>) -> io::Result<Box<dyn FdMonitor>> {
         let Kind::Uring(mode) = self;
-        Ok(Box::new(Counted {
-            inner: UringMonitor::with_options(UringOptions::default().task_run(mode))?,
-            enters: Rc::clone(enters),
-        }))
-    }
-}
-
-/// An io_uring monitor whose kernel entries are copied out after each call.
-struct Counted {
-    inner: UringMonitor,
-    enters: Rc<Cell<u64>>,
-}
-
-impl FdMonitor for Counted {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn update(
-        &mut self,
-        fd: RawFd,
-        old: Option<Registration>,
-        new: Option<Registration>,
-    ) -> io::Result<()> {
-        self.inner.update(fd, old, new)
-    }
-
-    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        let result = self.inner.wait(events, timeout);
-        self.enters.set(self.inner.enters());
-        result
-    }
-
-    fn pending(&mut self) -> Pending {
-        self.inner.pending()
+        let enters = Rc::clone(enters);
+        let ring = UringMonitor::with_options(UringOptions::default().task_run(mode))?;
+        Ok(Box::new(TestMonitor::new(ring).on_wait(
+            move |inner, events, timeout| {
+                let result = inner.wait(events, timeout);
+                enters.set(inner.enters());
+                result
+            },
+        )))
     }
 }
 

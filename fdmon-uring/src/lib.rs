@@ -49,9 +49,9 @@ mod ring;
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aio_core::{FdMonitor, Pending, ReadyEvent, Registration};
+use aio_core::{FdMonitor, Pending, ReadyEvent, Registration, deadline};
 
 /// The io_uring crate this one builds its requests with, for [`submit_sqe`].
 pub use io_uring;
@@ -186,29 +186,17 @@ impl UringMonitor {
             }
             return self.reap(events);
         }
-        // A deadline past what `Instant` can hold is as good as forever.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut left = timeout.filter(|_| deadline.is_some());
-        loop {
+        // Woken without an event for a live registration (a signal, a stale
+        // or internal completion): wait for the time that remains.
+        deadline::retry(timeout, |left| {
             let entered = self.ring.enter(1, left);
             self.reap(events)?;
             if events.len() > before || !self.ops.done.is_empty() {
-                return Ok(());
+                return Ok(Some(()));
             }
-            match entered {
-                Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
-                _ => {}
-            }
-            // Woken without an event for a live registration (a signal, a
-            // stale or internal completion): wait for the time that remains.
-            if let Some(deadline) = deadline {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
-                    return Ok(());
-                }
-                left = Some(remaining);
-            }
-        }
+            entered.map(|_| None)
+        })?;
+        Ok(())
     }
 
     /// Moves every completion posted so far to `events`, then any the

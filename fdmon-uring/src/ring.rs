@@ -5,7 +5,7 @@
 use std::io;
 use std::time::Duration;
 
-use aio_core::Pending;
+use aio_core::{Pending, deadline};
 use io_uring::EnterFlags;
 use io_uring::cqueue::CompletionQueue;
 use io_uring::register::Probe;
@@ -407,12 +407,13 @@ fn unsupported(what: &str) -> io::Error {
     )
 }
 
-/// A relative timeout as the kernel reads it; seconds beyond what it can
-/// hold are clamped (to about 292 billion years).
+/// A relative timeout as the kernel reads it, clamped as
+/// [`deadline::KernelTimespec`] says.
 fn timespec(d: Duration) -> Timespec {
+    let ts = deadline::KernelTimespec::from(d);
     Timespec::new()
-        .sec(d.as_secs().min(i64::MAX as u64))
-        .nsec(d.subsec_nanos())
+        .sec(ts.tv_sec as u64)
+        .nsec(ts.tv_nsec as u32)
 }
 
 #[cfg(test)]

@@ -50,24 +50,45 @@ struct Served {
 /// time), and a plain eventfd handler without a `poll` callback. Another
 /// thread writes the plain eventfd while the loop is in its window, by
 /// handshake: the device's `poll` callback asks for the write and waits for
-/// it, and where the ring shows readiness, also until the ring shows the
-/// completion (task work posts it a moment after the write; a timer tick
-/// runs it at the latest). Where the ring cannot show readiness, the window
+/// it, and where the ring shows readiness, the core's next look at the ring
+/// (`pending`) waits until the ring shows the completion (task work posts
+/// it a moment after the write; a timer tick runs it at the latest). Where the ring cannot show readiness, the window
 /// peeks after that callback returns.
 fn serve_in_window(mode: TaskRun) -> Served {
     let clock = ManualClock::new();
     clock.auto_advance(Duration::from_nanos(100));
-    let (ctx, monitor) = common::shared_context_with(mode, |m| {
-        ContextBuilder::new(m)
-            .clock(clock.clone())
-            .poll_params(PollParams::IOTHREAD)
-    });
     let state = Arc::new(AtomicU8::new(IDLE));
     let ask = Rc::new(Cell::new(false));
+    // Set once the write is done: the core's next look at the ring waits
+    // until the ring shows the completion.
+    let written = Rc::new(Cell::new(false));
+    let (monitor, seen) = common::watched(mode);
+    let w = Rc::clone(&written);
+    let monitor = monitor.on_pending(move |ring| {
+        let start = Instant::now();
+        while w.get() && mode.shows_readiness() && ring.pending() != Pending::Yes {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{mode:?}: the completion never showed"
+            );
+            std::hint::spin_loop();
+        }
+        w.set(false);
+        ring.pending()
+    });
+    let ctx = ContextBuilder::new(Box::new(monitor))
+        .clock(clock.clone())
+        .poll_params(PollParams::IOTHREAD)
+        .build()
+        .unwrap();
 
     let device = Rc::new(EventNotifier::new().unwrap());
-    let (d, s, a) = (Rc::clone(&device), Arc::clone(&state), Rc::clone(&ask));
-    let ring = Rc::clone(&monitor);
+    let (d, s, a, w) = (
+        Rc::clone(&device),
+        Arc::clone(&state),
+        Rc::clone(&ask),
+        Rc::clone(&written),
+    );
     let handler = FdHandler::new()
         .on_read(move |_| {
             d.test_and_clear().unwrap();
@@ -77,14 +98,7 @@ fn serve_in_window(mode: TaskRun) -> Served {
                 if a.replace(false) {
                     s.store(WRITE_NOW, Ordering::Release);
                     spin_until(&s, WRITTEN);
-                    let start = Instant::now();
-                    while mode.shows_readiness() && ring.borrow_mut().pending() != Pending::Yes {
-                        assert!(
-                            start.elapsed() < PATIENCE,
-                            "{mode:?}: the completion never showed"
-                        );
-                        std::hint::spin_loop();
-                    }
+                    w.set(true);
                 }
                 false
             },
@@ -112,7 +126,7 @@ fn serve_in_window(mode: TaskRun) -> Served {
     // A non-blocking iteration asks the kernel (the plain fd shows in no
     // `poll` callback), which hands the device's re-arm over.
     ctx.poll(false).unwrap();
-    assert_ne!(monitor.borrow_mut().pending(), Pending::Submit, "{mode:?}");
+    assert_ne!(seen.shown(), Some(Pending::Submit), "{mode:?}");
 
     let writer = {
         let (state, plain) = (Arc::clone(&state), Arc::clone(&plain));
@@ -124,7 +138,7 @@ fn serve_in_window(mode: TaskRun) -> Served {
     };
     let watchdog = Watchdog::arm(format!("{mode:?}: the plain fd to be served"), PATIENCE);
     let stats_before = ctx.stats();
-    let enters_before = monitor.borrow().enters();
+    let enters_before = seen.enters();
     ask.set(true);
     while reads.get() == 0 {
         ctx.poll(true).unwrap();
@@ -133,7 +147,7 @@ fn serve_in_window(mode: TaskRun) -> Served {
     let served = Served {
         stats_before,
         stats_after: ctx.stats(),
-        enters: monitor.borrow().enters() - enters_before,
+        enters: seen.enters() - enters_before,
     };
     writer.join().unwrap();
     ctx.set_fd_handler(&*plain, None).unwrap();

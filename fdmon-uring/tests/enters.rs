@@ -12,8 +12,8 @@ use fdmon_uring::TaskRun;
 #[test]
 fn one_enter_per_iteration() {
     for mode in TaskRun::ALL {
-        let (ctx, monitor) = common::shared_context(mode);
-        let enters = || monitor.borrow().enters();
+        let (ctx, seen) = common::watched_context(mode);
+        let enters = || seen.enters();
         let idle: Vec<EventNotifier> = (0..8).map(|_| EventNotifier::new().unwrap()).collect();
         for n in &idle {
             ctx.set_fd_handler(n, Some(FdHandler::new().on_read(|_| {})))

@@ -10,15 +10,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Duration;
 
+use aio_core::testing::{Count, assert_still_works, counting};
 use aio_core::{
     AioContext, EventNotifier, FdHandler, FdMonitor, Interest, Readiness, Registration, Token,
 };
 use fdmon_uring::TaskRun;
-
-fn counting(hits: &Rc<Cell<u32>>) -> Option<FdHandler> {
-    let hits = Rc::clone(hits);
-    Some(FdHandler::new().on_read(move |_| hits.set(hits.get() + 1)))
-}
 
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
@@ -30,16 +26,9 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 }
 
 /// The context works, with nothing of the test registered.
-fn assert_still_works(ctx: &AioContext) {
-    assert_eq!(ctx.handler_count(), 0);
-    assert!(!ctx.poll(false).unwrap());
-    let n = EventNotifier::new().unwrap();
-    let hits = Rc::default();
-    ctx.set_fd_handler(&n, counting(&hits)).unwrap();
-    n.set().unwrap();
-    assert!(ctx.poll(false).unwrap());
-    assert_eq!(hits.get(), 1);
-    ctx.set_fd_handler(&n, None).unwrap();
+fn assert_clean(ctx: &AioContext) {
+    assert_eq!(ctx.handler_count(), 0, "nothing of the test is left");
+    assert_still_works(ctx, None);
 }
 
 #[test]
@@ -50,19 +39,21 @@ fn removing_a_closed_fd_succeeds() {
         // Closed before its poll was submitted.
         let n = EventNotifier::new().unwrap();
         let fd = n.as_raw_fd();
-        ctx.set_fd_handler(fd, counting(&Rc::default())).unwrap();
+        ctx.set_fd_handler(fd, Some(counting(&Count::new())))
+            .unwrap();
         drop(n);
         ctx.set_fd_handler(fd, None).unwrap();
-        assert_still_works(&ctx);
+        assert_clean(&ctx);
 
         // Closed while its poll is in flight.
         let n = EventNotifier::new().unwrap();
         let fd = n.as_raw_fd();
-        ctx.set_fd_handler(fd, counting(&Rc::default())).unwrap();
+        ctx.set_fd_handler(fd, Some(counting(&Count::new())))
+            .unwrap();
         assert!(!ctx.poll(false).unwrap());
         drop(n);
         ctx.set_fd_handler(fd, None).unwrap();
-        assert_still_works(&ctx);
+        assert_clean(&ctx);
     }
 }
 
@@ -100,8 +91,8 @@ fn a_hung_up_pipe_is_dispatched_as_readable() {
     for mode in TaskRun::ALL {
         let ctx = common::context(mode);
         let (reader, writer) = pipe();
-        let hits = Rc::default();
-        ctx.set_fd_handler(&reader, counting(&hits)).unwrap();
+        let hits = Count::new();
+        ctx.set_fd_handler(&reader, Some(counting(&hits))).unwrap();
         assert!(!ctx.poll(false).unwrap());
         drop(writer);
         assert!(ctx.poll(true).unwrap());
@@ -119,8 +110,8 @@ fn a_replacement_changes_the_interest() {
     for mode in TaskRun::ALL {
         let ctx = common::context(mode);
         let (_reader, writer) = pipe();
-        let (reads, writes) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-        ctx.set_fd_handler(&writer, counting(&reads)).unwrap();
+        let (reads, writes) = (Count::new(), Rc::new(Cell::new(0)));
+        ctx.set_fd_handler(&writer, Some(counting(&reads))).unwrap();
         assert!(
             !ctx.poll(false).unwrap(),
             "{mode:?}: no POLLIN on a write end"
@@ -144,8 +135,8 @@ fn a_regular_file_is_always_readable() {
     let _serial = common::one_at_a_time();
     let ctx = common::context(TaskRun::default());
     let file = File::open(std::env::current_exe().unwrap()).unwrap();
-    let hits = Rc::default();
-    ctx.set_fd_handler(&file, counting(&hits)).unwrap();
+    let hits = Count::new();
+    ctx.set_fd_handler(&file, Some(counting(&hits))).unwrap();
     assert!(ctx.poll(false).unwrap());
     assert!(ctx.poll(true).unwrap());
     assert_eq!(hits.get(), 2);
@@ -192,9 +183,9 @@ fn more_changes_than_the_queue_holds() {
         .unwrap();
         let notifiers: Vec<EventNotifier> =
             (0..100).map(|_| EventNotifier::new().unwrap()).collect();
-        let hits = Rc::default();
+        let hits = Count::new();
         for n in &notifiers {
-            ctx.set_fd_handler(n, counting(&hits)).unwrap();
+            ctx.set_fd_handler(n, Some(counting(&hits))).unwrap();
             n.set().unwrap();
         }
         // The completion queue (16 entries) overflows too.
@@ -205,6 +196,6 @@ fn more_changes_than_the_queue_holds() {
         for n in &notifiers {
             ctx.set_fd_handler(n, None).unwrap();
         }
-        assert_still_works(&ctx);
+        assert_clean(&ctx);
     }
 }

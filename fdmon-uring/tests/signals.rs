@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aio_core::FdMonitor;
+use aio_core::testing::{ThreadProbe, Watchdog};
 use fdmon_uring::TaskRun;
 
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -35,12 +36,17 @@ fn a_signal_does_not_end_a_blocking_wait() {
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() };
     for mode in TaskRun::ALL {
+        let _watchdog = Watchdog::arm(
+            format!("{mode:?}: three signals into a blocking wait"),
+            Duration::from_secs(20),
+        );
         let mut m = common::monitor(mode);
         let mut events = Vec::new();
         let before = SIGNALS.load(Ordering::Relaxed);
+        let waiter = ThreadProbe::current();
         let sender = std::thread::spawn(move || {
             for _ in 0..3 {
-                std::thread::sleep(Duration::from_millis(10)); // into the wait, likely
+                waiter.wait_until_blocked(); // in the wait
                 let sent = SIGNALS.load(Ordering::SeqCst);
                 // SAFETY: `me` is the test thread, which is alive: it joins
                 // this thread before it returns.

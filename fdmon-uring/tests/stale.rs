@@ -4,24 +4,19 @@
 
 mod common;
 
-use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
+use aio_core::testing::{Count, counting};
 use aio_core::{EventNotifier, FdHandler, FdMonitor, Interest, Registration, Token};
 use fdmon_uring::TaskRun;
 
-fn counting(runs: &Rc<Cell<usize>>) -> FdHandler {
-    let runs = Rc::clone(runs);
-    FdHandler::new().on_read(move |_| runs.set(runs.get() + 1))
-}
-
-fn draining(runs: &Rc<Cell<usize>>, n: &Rc<EventNotifier>) -> FdHandler {
-    let (runs, n) = (Rc::clone(runs), Rc::clone(n));
+fn draining(runs: &Count, n: &Rc<EventNotifier>) -> FdHandler {
+    let (runs, n) = (runs.clone(), Rc::clone(n));
     FdHandler::new().on_read(move |_| {
         n.test_and_clear().unwrap();
-        runs.set(runs.get() + 1);
+        runs.hit();
     })
 }
 
@@ -36,7 +31,7 @@ fn an_in_flight_poll_never_reaches_the_handler_of_a_reused_fd_number() {
         let ctx = common::context(mode);
         let first = EventNotifier::new().unwrap();
         let fd = first.as_raw_fd();
-        let (old_runs, new_runs) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let (old_runs, new_runs) = (Count::new(), Count::new());
         ctx.set_fd_handler(fd, Some(counting(&old_runs))).unwrap();
         assert!(
             !ctx.poll(false).unwrap(),
@@ -75,7 +70,7 @@ fn a_completed_poll_of_a_removed_handler_is_dropped() {
         let ctx = common::context(mode);
         let first = EventNotifier::new().unwrap();
         let fd = first.as_raw_fd();
-        let (old_runs, new_runs) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let (old_runs, new_runs) = (Count::new(), Count::new());
         ctx.set_fd_handler(fd, Some(counting(&old_runs))).unwrap();
         assert!(!ctx.poll(false).unwrap(), "{mode:?}");
         first.set().unwrap(); // the poll completes (or its task work is queued)
@@ -145,7 +140,7 @@ fn a_replacement_is_armed_once() {
     for mode in TaskRun::ALL {
         let ctx = common::context(mode);
         let n = Rc::new(EventNotifier::new().unwrap());
-        let (old_runs, new_runs) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let (old_runs, new_runs) = (Count::new(), Count::new());
         ctx.set_fd_handler(&*n, Some(draining(&old_runs, &n)))
             .unwrap();
         n.set().unwrap();

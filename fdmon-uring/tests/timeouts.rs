@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aio_core::testing::{ThreadProbe, Watchdog};
 use aio_core::{EventNotifier, FdMonitor, Interest, Registration, Token};
 use fdmon_uring::TaskRun;
 
@@ -46,10 +47,15 @@ fn an_infinite_wait_ends_when_another_thread_makes_an_fd_ready() {
         };
         m.update(n.as_raw_fd(), None, Some(reg)).unwrap();
         let written = Arc::new(AtomicBool::new(false));
+        let _watchdog = Watchdog::arm(
+            format!("{mode:?}: an fd made ready to end an infinite wait"),
+            Duration::from_secs(20),
+        );
+        let waiter = ThreadProbe::current();
         let writer = {
             let (n, written) = (Arc::clone(&n), Arc::clone(&written));
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(5)); // likely blocked by now
+                waiter.wait_until_blocked();
                 written.store(true, Ordering::SeqCst);
                 n.set().unwrap();
             })

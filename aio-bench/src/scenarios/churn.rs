@@ -391,24 +391,17 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::{Cpus, Filter, Progress};
-    use crate::measure::Plan;
 
     #[test]
     fn every_variant_churns() {
-        let (filter, progress) = (Filter::default(), Progress::hidden());
-        let env = Env {
-            plan: Plan::QUICK,
-            filter: &filter,
-            cpus: Cpus::NONE,
-            progress: &progress,
-        };
-        for turn_between in [false, true] {
-            for (name, churn) in churns(&env, turn_between).unwrap() {
-                batch(&mut **churn.borrow_mut(), 200, turn_between)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+        Env::quick(|env| {
+            for turn_between in [false, true] {
+                for (name, churn) in churns(env, turn_between).unwrap() {
+                    batch(&mut **churn.borrow_mut(), 200, turn_between)
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                }
             }
-        }
+        });
     }
 
     #[test]

@@ -472,27 +472,20 @@ fn summary(counts: &[usize], groups: &[Group]) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::{Cpus, Filter, Progress};
-    use crate::measure::Plan;
 
     #[test]
     fn every_variant_wakes_up() {
-        let (filter, progress) = (Filter::default(), Progress::hidden());
-        let env = Env {
-            plan: Plan::QUICK,
-            filter: &filter,
-            cpus: Cpus::NONE,
-            progress: &progress,
-        };
-        for notified in variants(&env, 2).unwrap() {
-            notified
-                .batch(50)
-                .unwrap_or_else(|e| panic!("{}: {e}", notified.name));
-            notified
-                .batch(10)
-                .unwrap_or_else(|e| panic!("{}: {e}", notified.name));
-            let [_, calls, _, _] = notified.counters.get();
-            assert!(calls > 0, "{}", notified.name);
-        }
+        Env::quick(|env| {
+            for notified in variants(env, 2).unwrap() {
+                notified
+                    .batch(50)
+                    .unwrap_or_else(|e| panic!("{}: {e}", notified.name));
+                notified
+                    .batch(10)
+                    .unwrap_or_else(|e| panic!("{}: {e}", notified.name));
+                let [_, calls, _, _] = notified.counters.get();
+                assert!(calls > 0, "{}", notified.name);
+            }
+        });
     }
 }

@@ -316,30 +316,24 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::{Cpus, Filter, Progress};
 
     #[test]
     fn every_variant_times_timers() {
         std::thread::spawn(|| {
-            let (filter, progress) = (Filter::default(), Progress::hidden());
-            let env = Env {
-                plan: Plan::QUICK,
-                filter: &filter,
-                cpus: Cpus::NONE,
-                progress: &progress,
-            };
-            for (name, timer) in timers(&env).unwrap() {
-                let mut samples = Samples::default();
-                timer
-                    .borrow_mut()
-                    .sample(Duration::from_micros(100), 3, &mut samples)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(samples.len(), 3, "{name}");
-                assert!(
-                    samples.values().iter().all(|ns| (0.0..1e9).contains(ns)),
-                    "{name}"
-                );
-            }
+            Env::quick(|env| {
+                for (name, timer) in timers(env).unwrap() {
+                    let mut samples = Samples::default();
+                    timer
+                        .borrow_mut()
+                        .sample(Duration::from_micros(100), 3, &mut samples)
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(samples.len(), 3, "{name}");
+                    assert!(
+                        samples.values().iter().all(|ns| (0.0..1e9).contains(ns)),
+                        "{name}"
+                    );
+                }
+            });
         })
         .join()
         .unwrap();

@@ -31,7 +31,9 @@
 //! tests' allocations. A test therefore measures code that runs on its own
 //! thread; an allocation made by another thread is not counted, and a block
 //! freed on another thread than the one that allocated it leaves the
-//! allocating thread's [live count](thread_live) one too high.
+//! allocating thread's [live count](thread_live) one too high. (The
+//! benchmarks' allocator counts per process instead: a benchmark runs one
+//! scenario at a time, on several threads.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

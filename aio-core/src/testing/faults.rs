@@ -1,7 +1,7 @@
-//! A fault-injecting monitor: wraps any [`FdMonitor`] and, on a schedule
-//! the test sets, makes `update` or `wait` fail with an errno, or makes
-//! `wait` report spurious readiness, duplicate events, or events for stale
-//! tokens.
+//! Fault injection: a [`TestMonitor`] given a [`Faults`] schedule makes, on
+//! the schedule the test sets, `update` or `wait` of the [`FdMonitor`] it
+//! wraps fail with an errno, or makes `wait` report spurious readiness,
+//! duplicate events, or events for stale tokens.
 //!
 //! What the injected faults stand for:
 //!
@@ -23,15 +23,15 @@
 //!   this monitor held once and no longer holds (a removed or replaced
 //!   registration, as io_uring does with completions that arrive late).
 //!
-//! The wrapper also keeps the registrations the wrapped monitor holds, so a
-//! test can check that none is lost or leaked.
+//! The schedule also keeps the registrations the wrapped monitor holds, so
+//! a test can check that none is lost or leaked.
 //!
 //! ```
-//! use aio_core::testing::{Fault, Faults, FaultyMonitor, SleepMonitor};
+//! use aio_core::testing::{Fault, Faults, SleepMonitor, TestMonitor};
 //! use aio_core::AioContext;
 //!
 //! let faults = Faults::new();
-//! let monitor = FaultyMonitor::new(Box::new(SleepMonitor::new()), &faults);
+//! let monitor = TestMonitor::new(SleepMonitor::new()).faults(&faults);
 //! let ctx = AioContext::with_monitor(Box::new(monitor))?;
 //! faults.on_wait(0, Fault::Error(libc::EINTR));
 //! let err = ctx.poll(false).unwrap_err();
@@ -45,11 +45,16 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::{FdMonitor, Pending, Readiness, ReadyEvent, Registration, Token};
+use crate::{Readiness, ReadyEvent, Registration, Token};
+
+#[cfg(doc)]
+use super::TestMonitor;
+#[cfg(doc)]
+use crate::FdMonitor;
 
 /// What to do to one call of the wrapped monitor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +85,7 @@ struct State {
 const RETIRED_KEPT: usize = 64;
 
 /// The schedule of faults and what the wrapped monitor holds, shared by the
-/// test and its [`FaultyMonitor`]s.
+/// test and its [`TestMonitor`]s.
 #[derive(Clone, Default)]
 pub struct Faults(Rc<RefCell<State>>);
 
@@ -147,7 +152,8 @@ impl Faults {
         fault
     }
 
-    fn wait_fault_is_next(&self) -> bool {
+    /// Whether the next `wait` is to go wrong.
+    pub(super) fn wait_fault_is_next(&self) -> bool {
         matches!(self.0.borrow().waits.front(), Some(Some(_)))
     }
 
@@ -188,58 +194,38 @@ impl fmt::Debug for Faults {
     }
 }
 
-/// A monitor that injects the faults of a [`Faults`] schedule into the
-/// monitor it wraps.
-pub struct FaultyMonitor {
-    inner: Box<dyn FdMonitor>,
-    faults: Faults,
-}
-
-impl FaultyMonitor {
-    /// Wraps `inner`; the faults come from `faults`.
-    pub fn new(inner: Box<dyn FdMonitor>, faults: &Faults) -> FaultyMonitor {
-        FaultyMonitor {
-            inner,
-            faults: faults.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for FaultyMonitor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultyMonitor")
-            .field("inner", &self.inner.name())
-            .field("faults", &self.faults)
-            .finish()
-    }
-}
-
-impl FdMonitor for FaultyMonitor {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn update(
-        &mut self,
+impl Faults {
+    /// One `update` of a [`TestMonitor`]: the scheduled fault, or
+    /// `update` (the wrapped monitor's) and the record of what it holds.
+    pub(super) fn update(
+        &self,
         fd: RawFd,
         old: Option<Registration>,
         new: Option<Registration>,
+        update: impl FnOnce() -> io::Result<()>,
     ) -> io::Result<()> {
-        if let Some(Fault::Error(errno)) = self.faults.next_update() {
+        if let Some(Fault::Error(errno)) = self.next_update() {
             return Err(io::Error::from_raw_os_error(errno));
         }
-        self.inner.update(fd, old, new)?;
-        self.faults.record(fd, old, new);
+        update()?;
+        self.record(fd, old, new);
         Ok(())
     }
 
-    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        match self.faults.next_wait() {
-            None => self.inner.wait(events, timeout),
+    /// One `wait` of a [`TestMonitor`], through `wait` (the wrapped
+    /// monitor's) as the scheduled fault says.
+    pub(super) fn wait(
+        &self,
+        events: &mut Vec<ReadyEvent>,
+        timeout: Option<Duration>,
+        mut wait: impl FnMut(&mut Vec<ReadyEvent>, Option<Duration>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match self.next_wait() {
+            None => wait(events, timeout),
             Some(Fault::Error(errno)) => Err(io::Error::from_raw_os_error(errno)),
             Some(Fault::Spurious) => {
-                self.inner.wait(events, Some(Duration::ZERO))?;
-                let state = self.faults.0.borrow();
+                wait(events, Some(Duration::ZERO))?;
+                let state = self.0.borrow();
                 for registration in state.held.values() {
                     events.push(ReadyEvent {
                         token: registration.token,
@@ -250,33 +236,19 @@ impl FdMonitor for FaultyMonitor {
             }
             Some(Fault::Duplicate) => {
                 let before = events.len();
-                self.inner.wait(events, timeout)?;
+                wait(events, timeout)?;
                 events.extend_from_within(before..);
                 Ok(())
             }
             Some(Fault::Stale) => {
-                let state = self.faults.0.borrow();
+                let state = self.0.borrow();
                 events.extend(state.retired.iter().map(|&token| ReadyEvent {
                     token,
                     readiness: Readiness::READABLE,
                 }));
                 drop(state);
-                self.inner.wait(events, Some(Duration::ZERO))
+                wait(events, Some(Duration::ZERO))
             }
         }
-    }
-
-    /// The wrapped monitor's answer, but `Yes` while a wait fault is due,
-    /// so that the core does call `wait` (a monitor that sees readiness in
-    /// user space would otherwise let it skip a zero-timeout wait).
-    fn pending(&mut self) -> Pending {
-        if self.faults.wait_fault_is_next() {
-            return Pending::Yes;
-        }
-        self.inner.pending()
-    }
-
-    fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
-        self.inner.loop_fd()
     }
 }

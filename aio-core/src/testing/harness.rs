@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::TestMonitor;
 use super::sim::{SimDoorbell, SimWorld};
-use crate::{
-    AioContext, ContextBuilder, EventNotifier, FdMonitor, ManualClock, Pending, Readiness,
-    ReadyEvent, Registration, Timer,
-};
+use crate::{AioContext, ContextBuilder, EventNotifier, FdMonitor, ManualClock, Readiness, Timer};
 
 type MakeMonitor = Rc<dyn Fn() -> io::Result<Box<dyn FdMonitor>>>;
 
@@ -124,11 +122,11 @@ impl Harness {
         };
         let wait_ns = Arc::new(AtomicU64::new(0));
         let mut builder = match &clock {
-            Some(clock) => ContextBuilder::new(Box::new(Clocked {
-                inner: monitor,
-                clock: clock.clone(),
-                wait_ns: Arc::clone(&wait_ns),
-            }))
+            Some(clock) => ContextBuilder::new(Box::new(clocked(
+                monitor,
+                clock.clone(),
+                Arc::clone(&wait_ns),
+            )))
             .clock(clock.clone()),
             None => ContextBuilder::new(monitor),
         };
@@ -215,10 +213,7 @@ impl Fixture {
 
     /// A new fd that the test can make readable.
     pub fn event(&self) -> TestEvent {
-        TestEvent {
-            notifier: EventNotifier::new().expect("no eventfd for a test event"),
-            world: self.world.clone(),
-        }
+        TestEvent::new(self.world.as_ref())
     }
 
     /// The manual clock.
@@ -269,6 +264,19 @@ pub struct TestEvent {
 }
 
 impl TestEvent {
+    /// A new fd whose readiness lives in `world` (for a context on the
+    /// sim), or an eventfd's own (`None`).
+    ///
+    /// # Panics
+    ///
+    /// If no eventfd can be had.
+    pub fn new(world: Option<&Arc<SimWorld>>) -> TestEvent {
+        TestEvent {
+            notifier: EventNotifier::new().expect("no eventfd for a test event"),
+            world: world.cloned(),
+        }
+    }
+
     /// Makes the fd readable.
     pub fn set(&self) {
         match &self.world {
@@ -286,53 +294,38 @@ impl TestEvent {
     }
 }
 
+impl Drop for TestEvent {
+    /// A closed fd's readiness goes with it: the sim keys readiness by
+    /// number, so it is forgotten for the next fd that gets the number.
+    fn drop(&mut self) {
+        if let Some(world) = &self.world {
+            world.clear(self.as_raw_fd());
+        }
+    }
+}
+
 impl AsRawFd for TestEvent {
     fn as_raw_fd(&self) -> RawFd {
         self.notifier.as_raw_fd()
     }
 }
 
-/// A monitor wrapper for manual-clock fixtures: a wait that times out moves
-/// the clock by its timeout, one that returns events by the wait time.
-struct Clocked {
-    inner: Box<dyn FdMonitor>,
+/// A monitor for manual-clock fixtures: a wait that times out moves the
+/// clock by its timeout, one that returns events by the wait time.
+fn clocked(
+    monitor: Box<dyn FdMonitor>,
     clock: ManualClock,
     wait_ns: Arc<AtomicU64>,
-}
-
-impl FdMonitor for Clocked {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn update(
-        &mut self,
-        fd: RawFd,
-        old: Option<Registration>,
-        new: Option<Registration>,
-    ) -> io::Result<()> {
-        self.inner.update(fd, old, new)
-    }
-
-    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
+) -> TestMonitor<Box<dyn FdMonitor>> {
+    TestMonitor::new(monitor).on_wait(move |inner, events, timeout| {
         let before = events.len();
-        self.inner.wait(events, timeout)?;
+        inner.wait(events, timeout)?;
         match timeout {
-            Some(timeout) if events.len() == before => self.clock.advance(timeout),
-            _ => self
-                .clock
-                .advance(Duration::from_nanos(self.wait_ns.load(Ordering::SeqCst))),
+            Some(timeout) if events.len() == before => clock.advance(timeout),
+            _ => clock.advance(Duration::from_nanos(wait_ns.load(Ordering::SeqCst))),
         }
         Ok(())
-    }
-
-    fn pending(&mut self) -> Pending {
-        self.inner.pending()
-    }
-
-    fn loop_fd(&mut self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
-        self.inner.loop_fd()
-    }
+    })
 }
 
 /// A shared counter for callbacks.

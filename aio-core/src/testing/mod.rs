@@ -13,6 +13,7 @@
 //! ```
 
 mod alloc;
+mod checks;
 mod faults;
 mod harness;
 mod inline_engine;
@@ -23,6 +24,8 @@ mod sim;
 mod sleep;
 mod steady_state;
 pub mod suite;
+mod test_monitor;
+mod thread_probe;
 mod timing;
 mod watchdog;
 
@@ -30,7 +33,8 @@ pub use alloc::{
     COUNTED_RUNS, CountingAlloc, WARM_UP_RUNS, allocations_in, allocations_in_runs, live_growth_in,
     thread_allocations, thread_live,
 };
-pub use faults::{Fault, Faults, FaultyMonitor};
+pub use checks::{assert_still_works, clearing, counting};
+pub use faults::{Fault, Faults};
 pub use harness::{Count, DropProbe, Fixture, Harness, TestEvent};
 pub use inline_engine::InlineEngine;
 pub use ops_harness::OpsHarness;
@@ -40,6 +44,8 @@ pub use steady_state::{
     assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate,
     assert_operations_do_not_allocate,
 };
+pub use test_monitor::{Calls, TestMonitor};
+pub use thread_probe::ThreadProbe;
 pub use timing::{
     TIMING_TRIALS, assert_short_timers_fire_after_one_wait, assert_short_waits_are_precise,
 };

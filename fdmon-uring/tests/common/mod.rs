@@ -1,16 +1,14 @@
 //! Helpers shared by the integration tests: monitors and contexts in each
-//! task-running mode, and a context whose monitor the test shares.
+//! task-running mode, and a monitor whose kernel entries the test can read.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::cell::RefCell;
-use std::io;
-use std::os::fd::RawFd;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-use aio_core::{AioContext, ContextBuilder, FdMonitor, Pending, ReadyEvent, Registration};
+use aio_core::testing::TestMonitor;
+use aio_core::{AioContext, FdMonitor, Pending};
 use fdmon_uring::{TaskRun, UringMonitor, UringOptions};
 
 /// A monitor in `mode`.
@@ -24,50 +22,50 @@ pub fn context(mode: TaskRun) -> AioContext {
     AioContext::with_monitor(Box::new(monitor(mode))).unwrap()
 }
 
-/// A context on a monitor in `mode` that the test shares: it can read the
-/// monitor's kernel entries, or ask what it shows, between the context's
-/// calls (from a callback, too: the context does not hold the monitor
-/// while callbacks run).
-pub fn shared_context(mode: TaskRun) -> (AioContext, Rc<RefCell<UringMonitor>>) {
-    shared_context_with(mode, ContextBuilder::new)
+/// What a context's monitor did, copied out after each of its calls (the
+/// context holds the monitor; a test reads this instead).
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    enters: Rc<Cell<u64>>,
+    shown: Rc<Cell<Option<Pending>>>,
 }
 
-/// [`shared_context`], with the context built by `build` from a builder on
-/// the shared monitor.
-pub fn shared_context_with(
-    mode: TaskRun,
-    build: impl FnOnce(Box<dyn FdMonitor>) -> ContextBuilder,
-) -> (AioContext, Rc<RefCell<UringMonitor>>) {
-    let monitor = Rc::new(RefCell::new(monitor(mode)));
-    let ctx = build(Box::new(Shared(Rc::clone(&monitor))))
-        .build()
-        .unwrap();
-    (ctx, monitor)
+impl Seen {
+    /// The monitor's `io_uring_enter` calls so far.
+    pub fn enters(&self) -> u64 {
+        self.enters.get()
+    }
+
+    /// What the monitor showed after its last wait.
+    pub fn shown(&self) -> Option<Pending> {
+        self.shown.get()
+    }
 }
 
-struct Shared(Rc<RefCell<UringMonitor>>);
+/// A monitor in `mode` whose kernel entries, and what it shows after each
+/// wait, the test can read in the [`Seen`].
+pub fn watched(mode: TaskRun) -> (TestMonitor<UringMonitor>, Seen) {
+    let seen = Seen::default();
+    let (after_update, after_wait) = (seen.clone(), seen.clone());
+    let monitor = TestMonitor::new(monitor(mode))
+        .on_update(move |inner, fd, old, new| {
+            let result = inner.update(fd, old, new);
+            after_update.enters.set(inner.enters());
+            result
+        })
+        .on_wait(move |inner, events, timeout| {
+            let result = inner.wait(events, timeout);
+            after_wait.enters.set(inner.enters());
+            after_wait.shown.set(Some(inner.pending()));
+            result
+        });
+    (monitor, seen)
+}
 
-impl FdMonitor for Shared {
-    fn name(&self) -> &'static str {
-        self.0.borrow().name()
-    }
-
-    fn update(
-        &mut self,
-        fd: RawFd,
-        old: Option<Registration>,
-        new: Option<Registration>,
-    ) -> io::Result<()> {
-        self.0.borrow_mut().update(fd, old, new)
-    }
-
-    fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
-        self.0.borrow_mut().wait(events, timeout)
-    }
-
-    fn pending(&mut self) -> Pending {
-        self.0.borrow_mut().pending()
-    }
+/// A context on a [`watched`] monitor in `mode`.
+pub fn watched_context(mode: TaskRun) -> (AioContext, Seen) {
+    let (monitor, seen) = watched(mode);
+    (AioContext::with_monitor(Box::new(monitor)).unwrap(), seen)
 }
 
 /// Tests that close an fd and rely on what its number names next take

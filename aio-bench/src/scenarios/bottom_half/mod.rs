@@ -192,34 +192,27 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
-    use crate::env::{Cpus, Filter, Progress};
-    use crate::measure::Plan;
 
     #[test]
     fn every_variant_runs_its_work() {
-        let (filter, progress) = (Filter::default(), Progress::hidden());
-        let env = Env {
-            plan: Plan::QUICK,
-            filter: &filter,
-            cpus: Cpus::NONE,
-            progress: &progress,
-        };
-        for form in [Form::Oneshot, Form::Reused, Form::Chain] {
-            for (name, local) in locals(&env, form).unwrap() {
-                let mut local = local.borrow_mut();
-                local.run(20).unwrap_or_else(|e| panic!("{name}: {e}"));
-                local.run(5).unwrap_or_else(|e| panic!("{name}: {e}"));
+        Env::quick(|env| {
+            for form in [Form::Oneshot, Form::Reused, Form::Chain] {
+                for (name, local) in locals(env, form).unwrap() {
+                    let mut local = local.borrow_mut();
+                    local.run(20).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    local.run(5).unwrap_or_else(|e| panic!("{name}: {e}"));
+                }
             }
-        }
-        for remote in remotes(&env).unwrap() {
-            remote.run(20).unwrap();
-            remote.run(5).unwrap();
-            assert_eq!(
-                remote.trips.done.load(Ordering::Acquire),
-                25,
-                "{}",
-                remote.name
-            );
-        }
+            for remote in remotes(env).unwrap() {
+                remote.run(20).unwrap();
+                remote.run(5).unwrap();
+                assert_eq!(
+                    remote.trips.done.load(Ordering::Acquire),
+                    25,
+                    "{}",
+                    remote.name
+                );
+            }
+        });
     }
 }

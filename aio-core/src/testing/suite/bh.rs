@@ -228,8 +228,9 @@ pub fn bh_from_another_thread_wakes_poll(h: &Harness) {
     let bh = f.ctx.bh(move |_| r.hit());
     let remote = bh.remote();
     let _watchdog = f.watchdog(Duration::from_secs(20));
+    let home = crate::testing::ThreadProbe::current();
     let thread = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
+        home.wait_until_blocked();
         remote.schedule().unwrap();
     });
     while runs.get() == 0 {

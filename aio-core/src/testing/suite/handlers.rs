@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::testing::{Count, DropProbe, Harness, TestEvent};
+use crate::testing::{Count, DropProbe, Harness, TestEvent, clearing};
 use crate::{FdHandler, Interest, Readiness};
 
 /// A handler removes itself from its read callback: it runs once, is never
@@ -463,13 +463,7 @@ pub fn stale_event_never_reaches_new_handler(h: &Harness) {
 }
 
 fn counting(ev: &Rc<TestEvent>, runs: &Count, external: bool) -> FdHandler {
-    let (ev, runs) = (Rc::clone(ev), runs.clone());
-    FdHandler::new()
-        .on_read(move |_| {
-            ev.clear();
-            runs.hit();
-        })
-        .external(external)
+    clearing(ev, runs).external(external)
 }
 
 /// External handlers do not run while disabled (nesting counts) and run

@@ -1,15 +1,7 @@
 //! Event notifiers (fds that become readable when set) as handlers.
 
 use crate::FdHandler;
-use crate::testing::{Count, Harness, TestEvent};
-
-fn counting_reader(ev: &std::rc::Rc<TestEvent>, runs: &Count) -> FdHandler {
-    let (ev, runs) = (std::rc::Rc::clone(ev), runs.clone());
-    FdHandler::new().on_read(move |_| {
-        ev.clear();
-        runs.hit();
-    })
-}
+use crate::testing::{Count, Harness, clearing};
 
 /// Added and removed without being set: nothing runs.
 pub fn notifier_add_remove_unset(h: &Harness) {
@@ -17,7 +9,7 @@ pub fn notifier_add_remove_unset(h: &Harness) {
     let ev = std::rc::Rc::new(f.event());
     let runs = Count::new();
     f.ctx
-        .set_fd_handler(&*ev, Some(counting_reader(&ev, &runs)))
+        .set_fd_handler(&*ev, Some(clearing(&ev, &runs)))
         .unwrap();
     assert!(!f.poll(false).unwrap());
     f.ctx.set_fd_handler(&*ev, None).unwrap();
@@ -32,7 +24,7 @@ pub fn notifier_set_runs_handler_once(h: &Harness) {
     let ev = std::rc::Rc::new(f.event());
     let runs = Count::new();
     f.ctx
-        .set_fd_handler(&*ev, Some(counting_reader(&ev, &runs)))
+        .set_fd_handler(&*ev, Some(clearing(&ev, &runs)))
         .unwrap();
     ev.set();
     assert!(f.poll(false).unwrap());
@@ -49,7 +41,7 @@ pub fn notifier_set_makes_blocking_poll_return(h: &Harness) {
     let ev = std::rc::Rc::new(f.event());
     let runs = Count::new();
     f.ctx
-        .set_fd_handler(&*ev, Some(counting_reader(&ev, &runs)))
+        .set_fd_handler(&*ev, Some(clearing(&ev, &runs)))
         .unwrap();
     ev.set();
     let (before, slept_before) = (f.ctx.stats(), f.blocking_waits());

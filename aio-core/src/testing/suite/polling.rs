@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::testing::{Count, Fixture, Harness, TestEvent, Watchdog};
+use crate::testing::{Count, Fixture, Harness, TestEvent, Watchdog, clearing};
 use crate::{FdHandler, PollHook, PollParams};
 
 /// A device with a work flag that its `poll` callback checks.
@@ -395,15 +395,8 @@ pub fn plain_handler_served_in_the_poll_window(h: &Harness) {
         });
         let ev = std::sync::Arc::new(f.event());
         let reads = Count::new();
-        let (e, r) = (std::sync::Arc::clone(&ev), reads.clone());
         f.ctx
-            .set_fd_handler(
-                &*ev,
-                Some(FdHandler::new().on_read(move |_| {
-                    e.clear();
-                    r.hit();
-                })),
-            )
+            .set_fd_handler(&*ev, Some(clearing(&ev, &reads)))
             .unwrap();
         let _watchdog = Watchdog::arm(
             "the plain handler to be served from the poll window",

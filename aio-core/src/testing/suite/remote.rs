@@ -6,16 +6,18 @@ use std::thread;
 use std::time::Duration;
 
 use crate::AioContext;
-use crate::testing::{Count, Harness};
+use crate::testing::{Count, Harness, ThreadProbe};
 
-/// `notify()` from another thread wakes a blocked `poll(true)`, which then
-/// returns false: a wake-up alone is not progress.
+/// `notify()` from another thread, once the loop is blocked, wakes the
+/// blocked `poll(true)`, which then returns false: a wake-up alone is not
+/// progress.
 pub fn notify_wakes_blocking_poll_without_progress(h: &Harness) {
     let f = h.fixture();
     let remote = f.ctx.remote();
     let _watchdog = f.watchdog(Duration::from_secs(20));
+    let home = ThreadProbe::current();
     let thread = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
+        home.wait_until_blocked();
         remote.notify();
     });
     assert!(
@@ -51,8 +53,9 @@ pub fn notify_burst_costs_one_doorbell_write(h: &Harness) {
     let remote = f.ctx.remote();
     let _watchdog = f.watchdog(Duration::from_secs(20));
     let before = f.ctx.stats();
+    let home = ThreadProbe::current();
     let thread = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
+        home.wait_until_blocked();
         for _ in 0..100 {
             remote.notify();
         }
@@ -81,8 +84,9 @@ pub fn notify_wakes_outer_loop(h: &Harness) {
     let bh = f.ctx.bh(move |_| r.hit());
     let remote_bh = bh.remote();
     let _watchdog = f.watchdog(Duration::from_secs(20));
+    let home = ThreadProbe::current();
     let thread = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
+        home.wait_until_blocked();
         remote_bh.schedule().unwrap();
         remote.notify();
     });

@@ -47,3 +47,33 @@ fn a_context_without_an_engine_completes_operations_with_eopnotsupp() {
         "the buffer came back"
     );
 }
+
+#[test]
+fn a_cancelled_transfer_is_not_resubmitted_after_a_short_part() {
+    // Every transfer is cut to one byte: the read of eight takes eight
+    // requests unless the cancellation stops it after the first.
+    let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
+        .ops_fallback(|_| Box::new(InlineEngine::new().short_transfers(1)))
+        .build()
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("aio-cancel-short-{}", std::process::id()));
+    std::fs::write(&path, b"01234567").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let got = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let g = std::rc::Rc::clone(&got);
+    let handle = ctx.read_at(&file, Vec::with_capacity(8), 0, move |_, n, buf| {
+        *g.borrow_mut() = Some((n.map_err(|e| e.raw_os_error()), buf.capacity()));
+    });
+    handle.cancel();
+    ctx.run_until(|| got.borrow().is_some()).unwrap();
+    assert_eq!(
+        *got.borrow(),
+        Some((Err(Some(libc::ECANCELED)), 8)),
+        "cancelled after its first byte, with its buffer"
+    );
+    for _ in 0..3 {
+        ctx.poll(false).unwrap();
+    }
+    assert_eq!(got.borrow().iter().count(), 1);
+}

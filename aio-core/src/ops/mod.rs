@@ -55,9 +55,11 @@ pub struct OpHandle {
 impl OpHandle {
     /// Asks for the operation to be stopped. Its callback still runs, once:
     /// with `ECANCELED` if it was stopped in time, or with its result if it
-    /// had finished. The buffer comes back only when the kernel (or the
-    /// worker) is done with it. Cancelling a finished operation does
-    /// nothing.
+    /// had finished. A transfer that had moved part of its bytes (a short
+    /// read or write, whose rest was still to be sent) is not resubmitted:
+    /// it ends with `ECANCELED`, the bytes it moved in the buffer. The
+    /// buffer comes back only when the kernel (or the worker) is done with
+    /// it. Cancelling a finished operation does nothing.
     pub fn cancel(&self) {
         if let Some(inner) = self.ctx.upgrade() {
             AioContext::cancel_op(&inner, self.id);
@@ -142,7 +144,11 @@ impl AioContext {
     }
 
     fn cancel_op(inner: &Inner, id: OpId) {
-        let route = inner.ops.table.borrow_mut().route(id);
+        let route = {
+            let mut table = inner.ops.table.borrow_mut();
+            table.cancel(id);
+            table.route(id)
+        };
         match route {
             Some(Route::Monitor) => {
                 if let Some(engine) = inner.monitor.borrow_mut().ops() {

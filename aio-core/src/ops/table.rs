@@ -79,6 +79,9 @@ struct Slot {
     generation: u32,
     op: Option<Box<dyn Pending>>,
     route: Route,
+    /// Cancelled by its owner: what would send the rest of a short
+    /// transfer (or try an `EAGAIN` again) ends the operation instead.
+    cancelled: bool,
 }
 
 /// The slab.
@@ -117,6 +120,7 @@ impl Table {
                     generation: 0,
                     op: None,
                     route,
+                    cancelled: false,
                 });
                 index
             }
@@ -124,6 +128,7 @@ impl Table {
         let slot = &mut self.slots[index as usize];
         slot.op = Some(boxed);
         slot.route = route;
+        slot.cancelled = false;
         self.in_flight += 1;
         Ok(OpId::new(index, slot.generation))
     }
@@ -146,11 +151,27 @@ impl Table {
         }
     }
 
+    /// Marks operation `id` cancelled, if it is in flight.
+    pub(crate) fn cancel(&mut self, id: OpId) {
+        if let Some(slot) = self.live(id) {
+            slot.cancelled = true;
+        }
+    }
+
     /// Feeds `completion` to its operation: `Some(Step)` if it was in
-    /// flight (a stale completion, of a slot reused since, is `None`).
+    /// flight (a stale completion, of a slot reused since, is `None`). A
+    /// cancelled operation that would go on (the rest of a short transfer,
+    /// an `EAGAIN`) takes `ECANCELED` instead and is done: its owner asked
+    /// for it to stop, and the rest might never come (a pipe's writer that
+    /// waits for the cancellation to take effect).
     pub(crate) fn step(&mut self, completion: OpCompletion) -> Option<Step> {
         let slot = self.live(completion.id)?;
-        slot.op.as_mut().map(|op| op.step(completion.result))
+        let cancelled = slot.cancelled;
+        let op = slot.op.as_mut()?;
+        match op.step(completion.result) {
+            Step::Again if cancelled => Some(op.step(-libc::ECANCELED)),
+            step => Some(step),
+        }
     }
 
     /// Takes a finished operation out; its slot is free for a new one.

@@ -21,7 +21,7 @@ use slotmap::SlotMap;
 use crate::AioContext;
 use crate::context::Inner;
 use crate::handler::Callback;
-use crate::remote::{Gone, RemoteJob, Shared};
+use crate::shared::{Gone, Shared};
 use crate::sync::AtomicU8;
 
 slotmap::new_key_type! {
@@ -93,6 +93,14 @@ impl BhState {
 struct BhEntry {
     state: Arc<BhState>,
     callback: RefCell<Callback>,
+}
+
+/// Work sent from another thread, run on the home thread.
+pub(crate) enum RemoteJob {
+    /// A bottom half of the context, by key.
+    Bh(BhKey),
+    /// A closure that runs once.
+    Once(Box<dyn FnOnce(&AioContext) + Send>),
 }
 
 /// One item of work for the bottom-half phase.
@@ -236,7 +244,7 @@ impl fmt::Debug for BottomHalf {
 #[derive(Clone)]
 pub struct RemoteBh {
     /// `None` if the context was already gone when the handle was made.
-    shared: Option<Arc<Shared>>,
+    shared: Option<Arc<Shared<RemoteJob>>>,
     key: BhKey,
     state: Arc<BhState>,
 }

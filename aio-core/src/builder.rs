@@ -9,16 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::BackendInfo;
-use crate::bh::BottomHalves;
 use crate::clock::{Clock, saturating_ns};
 use crate::context::Inner;
 use crate::doorbell::Doorbell;
-use crate::migration::{Fallback, Upgrade};
+use crate::migration::{Fallback, Migration, Upgrade};
 use crate::monitor::FdMonitor;
-use crate::peek::PeekGate;
-use crate::polling::PollParams;
-use crate::remote::Shared;
-use crate::stats::Counters;
+use crate::polling::{PollParams, PollWindow};
+use crate::shared::Shared;
 use crate::{AioContext, EventNotifier, OpEngine, Remote};
 
 /// Builds an [`AioContext`] on a monitor, with its polling parameters and
@@ -52,6 +49,13 @@ type MakeEngine = Box<dyn FnOnce(Remote) -> Box<dyn OpEngine>>;
 
 /// The timer slack a context gives its thread by default, as QEMU does.
 const DEFAULT_TIMER_SLACK: Duration = Duration::from_nanos(1);
+
+impl AioContext {
+    /// A context on `monitor`, with polling off and the monotonic clock.
+    pub fn with_monitor(monitor: Box<dyn FdMonitor>) -> io::Result<AioContext> {
+        ContextBuilder::new(monitor).build()
+    }
+}
 
 impl ContextBuilder {
     /// A builder for a context on `monitor`.
@@ -127,10 +131,7 @@ impl ContextBuilder {
         name: &'static str,
         open: impl FnOnce() -> io::Result<Box<dyn FdMonitor>> + 'static,
     ) -> ContextBuilder {
-        self.fallback = Some(Fallback {
-            name,
-            open: Box::new(open),
-        });
+        self.fallback = Some(Fallback::new(name, open));
         self
     }
 
@@ -164,36 +165,25 @@ impl ContextBuilder {
             None => Box::new(EventNotifier::new()?),
         };
         let ops_fallback = self.ops_fallback;
-        let mut backend = self
+        let report = self
             .backend
             .unwrap_or_else(|| BackendInfo::given(self.monitor.name()));
-        backend.upgrade = self.upgrade.as_ref().map(Upgrade::planned);
         let ctx = AioContext {
             inner: Rc::new(Inner {
                 monitor: RefCell::new(self.monitor),
+                migration: Migration::new(report, self.upgrade, self.fallback),
                 registry: RefCell::default(),
-                polled: RefCell::default(),
-                poll_mode: Cell::new(false),
-                params: Cell::new(self.params),
-                depth: Cell::new(0),
-                deferred: RefCell::default(),
-                ready_lists: RefCell::default(),
-                iteration: Cell::new(0),
-                last_wait: Cell::new(0),
-                last_wait_iteration: Cell::new(0),
-                peek_gate: PeekGate::default(),
-                bhs: BottomHalves::default(),
+                window: PollWindow::new(self.params),
+                nesting: Default::default(),
+                announcement: Default::default(),
+                outer: Default::default(),
+                bhs: Default::default(),
                 timers: RefCell::default(),
                 clock: self.clock,
                 shared: Arc::new(Shared::new(doorbell)),
-                counters: Counters::default(),
-                backend: RefCell::new(backend),
-                upgrade: RefCell::new(self.upgrade),
-                fallback: RefCell::new(self.fallback),
+                counters: Default::default(),
                 readiness: Cell::new(crate::Readiness::EMPTY),
                 ops: crate::ops::Ops::default(),
-                outer_ready: RefCell::default(),
-                outer_announced: Cell::new(false),
             }),
         };
         ctx.register_notifier()?;

@@ -1,6 +1,7 @@
-//! `AioContext`: its state and the registration of fd handlers. It is built
-//! in `builder.rs`; the iteration lives in `iteration.rs`, busy polling in
-//! `polling.rs`, dispatch in `dispatch.rs`.
+//! `AioContext`: its state, one owner per part ([`Inner`]), the
+//! registration of fd handlers, and moves to another monitor. It is built in
+//! `builder.rs`; the iteration lives in `iteration.rs`, busy polling in
+//! `busy_poll.rs`, dispatch in `dispatch.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -12,18 +13,19 @@ use std::time::Duration;
 
 use crate::Stats;
 use crate::backend::BackendInfo;
-use crate::bh::BottomHalves;
-use crate::builder::ContextBuilder;
+use crate::bh::{BottomHalves, RemoteJob};
 use crate::clock::Clock;
 use crate::fd::{FdSource, FileIdentity};
 use crate::handler::{FdHandler, Node, PollHook};
-use crate::migration::{Fallback, Upgrade};
-use crate::monitor::{FdMonitor, Interest, Readiness, ReadyEvent};
-use crate::peek::PeekGate;
-use crate::polling::PollParams;
+use crate::migration::Migration;
+use crate::monitor::{FdMonitor, Interest, Readiness};
+use crate::nesting::Nesting;
+use crate::notify::Announcement;
+use crate::outer::Outer;
+use crate::polling::PollWindow;
 use crate::registry::Registry;
-use crate::remote::{Remote, Shared};
-use crate::stats::Counters;
+use crate::shared::Shared;
+use crate::stats::{Counter, Counters};
 use crate::timer::Timers;
 
 /// A single-threaded event loop: fd handlers with read, write and poll
@@ -53,44 +55,31 @@ pub struct AioContext {
     pub(crate) inner: Rc<Inner>,
 }
 
-/// The state of a context; handles (bottom halves, timers, guards) keep a
-/// `Weak` to it.
+/// The state of a context, one owner per part; handles (bottom halves,
+/// timers, operations) keep a `Weak` to it. Each part keeps its own fields
+/// private and its invariants with them; this file and the drivers of the
+/// loop (`iteration.rs`, `busy_poll.rs`, `dispatch.rs`, `embed.rs`, ...)
+/// only call their methods.
 pub(crate) struct Inner {
     pub(crate) monitor: RefCell<Box<dyn FdMonitor>>,
+    /// The backend report, and the planned upgrade and fallback.
+    pub(crate) migration: Migration,
     pub(crate) registry: RefCell<Registry>,
-    /// Handlers with a `poll` callback that have become ready at least once.
-    pub(crate) polled: RefCell<Vec<Rc<Node>>>,
-    /// Whether `poll_begin` has been called on the polled handlers.
-    pub(crate) poll_mode: Cell<bool>,
-    pub(crate) params: Cell<PollParams>,
-    /// How many `poll` calls are on the stack.
-    pub(crate) depth: Cell<u32>,
-    /// Removed handlers whose callbacks are dropped when `depth` reaches 0.
-    pub(crate) deferred: RefCell<Vec<Rc<Node>>>,
-    /// Ready lists, one per nesting level, reused.
-    pub(crate) ready_lists: RefCell<Vec<Vec<ReadyEvent>>>,
-    /// Number of the current iteration; orders readiness across nesting.
-    pub(crate) iteration: Cell<u64>,
-    /// When, and in which iteration, the monitor was last asked what is
-    /// ready.
-    pub(crate) last_wait: Cell<u64>,
-    pub(crate) last_wait_iteration: Cell<u64>,
-    /// What peeks at the monitor cost, and whether a window may peek.
-    pub(crate) peek_gate: PeekGate,
+    /// Busy polling: the polled handlers, poll mode, the parameters, the
+    /// peek gate, when the monitor was last asked.
+    pub(crate) window: PollWindow,
+    /// The levels of `poll` on the stack and what they defer.
+    pub(crate) nesting: Nesting,
+    /// The block `poll` announced, during its wait.
+    pub(crate) announcement: Announcement,
+    /// What an outer event loop's `prepare` and `check` keep for `dispatch`.
+    pub(crate) outer: Outer,
     pub(crate) bhs: BottomHalves,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) clock: Clock,
-    pub(crate) shared: Arc<Shared>,
+    /// What other threads touch.
+    pub(crate) shared: Arc<Shared<RemoteJob>>,
     pub(crate) counters: Counters,
-    pub(crate) backend: RefCell<BackendInfo>,
-    /// A planned move to another monitor, until it is made or fails.
-    pub(crate) upgrade: RefCell<Option<Upgrade>>,
-    /// What `prepare` and `check` collected for `dispatch`.
-    pub(crate) outer_ready: RefCell<Vec<ReadyEvent>>,
-    /// Whether `prepare` announced a sleep that `check` has not withdrawn.
-    pub(crate) outer_announced: Cell<bool>,
-    /// Where to move if the monitor fails, until it is used.
-    pub(crate) fallback: RefCell<Option<Fallback>>,
     /// What the running read or write callback was called for.
     pub(crate) readiness: Cell<Readiness>,
     /// Operations in flight, and the fallback engine.
@@ -98,11 +87,6 @@ pub(crate) struct Inner {
 }
 
 impl AioContext {
-    /// A context on `monitor`, with polling off and the monotonic clock.
-    pub fn with_monitor(monitor: Box<dyn FdMonitor>) -> io::Result<AioContext> {
-        ContextBuilder::new(monitor).build()
-    }
-
     /// Registers, replaces or removes the handler of `fd`.
     ///
     /// * `Some(handler)` registers it, or replaces the fd's handler: the fd
@@ -149,7 +133,7 @@ impl AioContext {
                 format!("fd {fd} is negative"),
             ));
         }
-        if fd == self.inner.shared.doorbell.raw_fd() {
+        if fd == self.inner.shared.doorbell().raw_fd() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("fd {fd} is the context's own notifier"),
@@ -312,7 +296,7 @@ impl AioContext {
         monitor: Box<dyn FdMonitor>,
         why: impl Into<String>,
     ) -> io::Result<()> {
-        if self.inner.depth.get() > 0 {
+        if self.inner.nesting.inside_poll() {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
                 "the monitor cannot change inside poll",
@@ -321,10 +305,7 @@ impl AioContext {
         let from = self.inner.monitor.borrow().name();
         self.move_registrations(monitor)?;
         let to = self.inner.monitor.borrow().name();
-        self.inner
-            .backend
-            .borrow_mut()
-            .moved_to(to, from, why.into());
+        self.inner.migration.moved(to, from, why.into());
         Ok(())
     }
 
@@ -353,8 +334,40 @@ impl AioContext {
         }
         drop(registry);
         self.inner.monitor.replace(monitor);
-        Counters::bump(&self.inner.counters.monitor_moves);
+        self.inner.counters.bump(Counter::MonitorMoves);
         Ok(())
+    }
+
+    /// Makes the planned upgrade if the context has reached the threshold;
+    /// the caller makes sure no `poll` is on the stack but its own outermost
+    /// one. A monitor that cannot be set up, or that refuses a registration,
+    /// leaves the context where it is, with the reason in its backend
+    /// report; the move is not tried again.
+    pub(crate) fn upgrade_if_due(&self) {
+        let migration = &self.inner.migration;
+        let Some((upgrade, opened)) = migration.open_due_upgrade(|| self.handler_count()) else {
+            return;
+        };
+        let from = self.inner.monitor.borrow().name();
+        let moved = opened.and_then(|monitor| self.move_registrations(monitor));
+        migration.upgraded(upgrade, from, moved);
+    }
+
+    /// After the monitor's wait failed with `error`: moves to the planned
+    /// fallback monitor, if there is one and it takes every registration.
+    /// Returns whether the context moved (and `error` is dealt with).
+    pub(crate) fn fall_back(&self, error: &io::Error) -> bool {
+        let migration = &self.inner.migration;
+        let Some(fallback) = migration.take_fallback() else {
+            return false;
+        };
+        let from = self.inner.monitor.borrow().name();
+        // A ring that failed for good cannot say when the kernel is done
+        // with the buffers of its operations.
+        self.abandon_monitor_ops();
+        let (name, opened) = fallback.open();
+        let moved = opened.and_then(|monitor| self.move_registrations(monitor));
+        migration.fell_back(name, from, error, moved)
     }
 
     /// What the monitor saw on the fd whose read or write callback is
@@ -384,12 +397,7 @@ impl AioContext {
 
     /// Which monitor the context runs on, and why.
     pub fn backend(&self) -> BackendInfo {
-        self.inner.backend.borrow().clone()
-    }
-
-    /// A handle for other threads: notify the context or schedule work on it.
-    pub fn remote(&self) -> Remote {
-        Remote::new(Arc::clone(&self.inner.shared))
+        self.inner.migration.report()
     }
 
     /// Wakes the context if it is blocked, or makes its next blocking wait
@@ -410,12 +418,13 @@ impl AioContext {
 
     /// Counters of what the loop has done, and its current poll times.
     pub fn stats(&self) -> Stats {
-        let polled = self.inner.polled.borrow();
+        let window = &self.inner.window;
+        let (polled, max_poll_ns) = window.polled_stats();
         self.inner.counters.snapshot(
-            &self.inner.shared,
-            polled.len(),
-            polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0),
-            self.inner.peek_gate.cost_ns().unwrap_or(0),
+            self.inner.shared.doorbell_rings(),
+            polled,
+            max_poll_ns,
+            window.peek_cost_ns().unwrap_or(0),
         )
     }
 
@@ -466,11 +475,16 @@ impl AioContext {
     }
 
     pub(crate) fn register_notifier(&self) -> io::Result<()> {
-        let fd = self.inner.shared.doorbell.raw_fd();
+        let fd = self.inner.shared.doorbell().raw_fd();
         let file = FileIdentity::of(fd).ok();
         let shared = Arc::clone(&self.inner.shared);
         self.install(move |token| {
-            Node::context_notifier(fd, file, token, Box::new(move |_| shared.doorbell.drain()))
+            Node::context_notifier(
+                fd,
+                file,
+                token,
+                Box::new(move |_| shared.doorbell().drain()),
+            )
         })
     }
 
@@ -520,26 +534,17 @@ impl AioContext {
     /// while a `poll` is on the stack (a callback of the node may be
     /// running, and walkers may still hold it).
     pub(crate) fn retire(&self, node: Rc<Node>) {
-        self.unlist_polled(&node);
-        if self.inner.depth.get() > 0 {
-            self.inner.deferred.borrow_mut().push(node);
-        }
-    }
-
-    /// Drops the callbacks of removed handlers; called when the outermost
-    /// `poll` ends.
-    pub(crate) fn free_deferred(&self) {
-        let deferred = std::mem::take(&mut *self.inner.deferred.borrow_mut());
-        drop(deferred);
+        self.inner.window.unlist(&node, &self.inner.registry);
+        self.inner.nesting.retire(node);
     }
 }
 
 impl fmt::Debug for AioContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AioContext")
-            .field("backend", &*self.inner.backend.borrow())
+            .field("backend", &self.inner.migration.report())
             .field("handlers", &self.handler_count())
-            .field("poll_params", &self.inner.params.get())
+            .field("poll_params", &self.inner.window.params())
             .finish_non_exhaustive()
     }
 }
@@ -550,12 +555,12 @@ impl Drop for AioContext {
         inner.shared.close();
         self.drain_ops();
         let nodes = inner.registry.borrow_mut().drain();
-        inner.polled.borrow_mut().clear();
+        inner.window.clear();
         for node in &nodes {
             node.end_polling();
         }
         drop(nodes);
-        self.free_deferred();
+        inner.nesting.free_deferred();
         inner.bhs.clear();
         // Dropped outside the borrow: a callback may own other timers.
         let timers = std::mem::take(&mut *inner.timers.borrow_mut());

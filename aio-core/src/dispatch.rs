@@ -1,25 +1,35 @@
-//! Dispatch of the ready list: resolve each token to its handler (dropping
-//! stale ones), run `poll_ready`, read or write, and adapt the poll time of
-//! the handlers that ran.
+//! The dispatch phase that ends every pass, `poll`'s and an outer loop's
+//! `dispatch` alike: bottom halves, the ready list, completed operations,
+//! deferred frees, timers. Dispatching the ready list means resolving each
+//! token to its handler (dropping stale ones), running `poll_ready`, read
+//! or write, and adapting the poll time of the handlers that ran.
 
 use std::rc::Rc;
 
 use crate::AioContext;
 use crate::handler::Node;
 use crate::monitor::{Readiness, ReadyEvent};
+use crate::pass::Pass;
 
 impl AioContext {
-    /// Dispatches the ready list of iteration `iteration`, which started at
-    /// `start` and whose wait ended at `waited`. Returns whether a user's
+    /// What every pass ends with: runs the bottom halves, the handlers on
+    /// `ready`, the callbacks of completed operations, frees deferred
+    /// deletions (in the outermost level), then runs expired timers.
+    /// Returns whether a user's callback ran.
+    pub(crate) fn dispatch_phase(&self, ready: &[ReadyEvent], pass: &Pass) -> bool {
+        let mut progress = self.run_bottom_halves();
+        progress |= self.dispatch_ready(ready, pass);
+        progress |= self.dispatch_ops();
+        if self.inner.nesting.is_outermost() {
+            self.inner.nesting.free_deferred();
+        }
+        progress | self.run_timers()
+    }
+
+    /// Dispatches the ready list of `pass`. Returns whether a user's
     /// callback ran.
-    pub(crate) fn dispatch_ready(
-        &self,
-        ready: &[ReadyEvent],
-        iteration: u64,
-        start: u64,
-        waited: u64,
-    ) -> bool {
-        let block_ns = waited.saturating_sub(start);
+    fn dispatch_ready(&self, ready: &[ReadyEvent], pass: &Pass) -> bool {
+        let (iteration, block_ns) = (pass.iteration, pass.block_ns());
         self.mark_fd_events(ready, iteration);
         let mut progress = false;
         for event in ready {
@@ -38,10 +48,10 @@ impl AioContext {
             }
             #[cfg(debug_assertions)]
             check_still_open(&node, event.readiness);
-            self.list_polled(&node);
+            self.inner.window.list(&node, &self.inner.registry);
             let ran = run(self, &node, event.readiness);
             progress |= ran && node.counts_as_progress();
-            self.adapt_poll_time(&node, block_ns, waited);
+            self.inner.window.adapt(&node, block_ns, pass.waited);
         }
         progress
     }

@@ -16,7 +16,8 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use crate::AioContext;
-use crate::monitor::ReadyEvent;
+use crate::pass::Pass;
+use crate::stats::Counter;
 
 impl AioContext {
     /// A file descriptor that is readable whenever the context may have
@@ -43,7 +44,7 @@ impl AioContext {
     /// How many times the context has moved to another monitor (an upgrade,
     /// a fallback, [`set_monitor`](AioContext::set_monitor)).
     pub fn monitor_moves(&self) -> u64 {
-        self.inner.counters.monitor_moves.get()
+        self.inner.counters.get(Counter::MonitorMoves)
     }
 
     /// Gets the context ready for the outer loop to sleep: returns how long
@@ -58,26 +59,25 @@ impl AioContext {
     pub fn prepare(&self) -> io::Result<Option<Duration>> {
         self.refuse_inside_poll("prepare")?;
         let inner = &self.inner;
-        self.withdraw_outer_announcement();
+        let outer = &inner.outer;
+        outer.announcement().withdraw(inner.shared.notify_state());
         self.upgrade_if_due();
         let now = inner.clock.now_ns();
         let mut timeout = self.compute_timeout(now);
-        let mut ready = std::mem::take(&mut *inner.outer_ready.borrow_mut());
-        if self.leave_poll_mode(&mut ready) {
+        let mut ready = outer.take_ready();
+        if inner.window.leave_mode(&mut ready) {
             timeout = Some(0);
         }
         // Announce before the last look: a notification after it sees the
         // announcement and rings the doorbell.
-        inner.outer_announced.set(true);
-        crate::stats::Counters::bump(&inner.counters.announced_blocks);
-        if !inner.shared.notify.announce() {
+        if !self.announce(outer.announcement()) {
             timeout = Some(0);
         }
-        let collected = self.collect_outer(&mut ready, now);
+        let collected = self.wait_now(&mut ready, inner.nesting.iteration(), now);
         if !ready.is_empty() {
             timeout = Some(0);
         }
-        *inner.outer_ready.borrow_mut() = ready;
+        outer.put_ready(ready);
         collected?;
         Ok(timeout.map(Duration::from_nanos))
     }
@@ -92,26 +92,30 @@ impl AioContext {
     pub fn check(&self) -> io::Result<bool> {
         self.refuse_inside_poll("check")?;
         let inner = &self.inner;
-        self.withdraw_outer_announcement();
-        inner.shared.notify.accept();
+        let outer = &inner.outer;
+        let notify = inner.shared.notify_state();
+        outer.announcement().withdraw(notify);
+        notify.accept();
         let now = inner.clock.now_ns();
-        let mut ready = std::mem::take(&mut *inner.outer_ready.borrow_mut());
-        let collected = self.collect_outer(&mut ready, now);
+        let mut ready = outer.take_ready();
+        let collected = self.wait_now(&mut ready, inner.nesting.iteration(), now);
         let has_work = !ready.is_empty()
             || self.bh_timeout().is_some()
+            || self.ops_have_completions()
             || inner
                 .timers
                 .borrow()
                 .next_deadline()
                 .is_some_and(|d| d <= now);
-        *inner.outer_ready.borrow_mut() = ready;
+        outer.put_ready(ready);
         collected?;
         Ok(has_work)
     }
 
     /// Runs what [`check`](AioContext::check) found: bottom halves, ready
-    /// handlers, expired timers. Returns whether a callback other than the
-    /// context's own notifier ran. Callbacks may call
+    /// handlers, completed operations, expired timers; the same dispatch
+    /// phase as [`poll`](AioContext::poll)'s. Returns whether a callback
+    /// other than the context's own notifier ran. Callbacks may call
     /// [`poll`](AioContext::poll) as usual.
     ///
     /// # Errors
@@ -120,43 +124,16 @@ impl AioContext {
     pub fn dispatch(&self) -> io::Result<bool> {
         self.refuse_inside_poll("dispatch")?;
         let inner = &self.inner;
-        let _level = crate::iteration::Level::enter(self)?;
-        let iteration = inner.iteration.get() + 1;
-        inner.iteration.set(iteration);
-        let ready = std::mem::take(&mut *inner.outer_ready.borrow_mut());
-        let mut progress = self.run_bottom_halves();
-        // No adaptive polling here: the outer loop decided how long to sleep.
-        progress |= self.dispatch_ready(&ready, iteration, 0, 0);
-        self.free_deferred();
-        progress |= self.run_timers();
-        let mut spare = inner.outer_ready.borrow_mut();
-        if spare.is_empty() && spare.capacity() < ready.capacity() {
-            let mut ready = ready;
-            ready.clear();
-            *spare = ready;
-        }
+        let _level = inner.nesting.enter()?;
+        let pass = Pass::outer(inner.nesting.next_iteration());
+        let ready = inner.outer.take_ready();
+        let progress = self.dispatch_phase(&ready, &pass);
+        inner.outer.recycle(ready);
         Ok(progress)
     }
 
-    /// Asks the monitor what is ready without blocking (io_uring also
-    /// submits what it has queued, so its ring fd tells the truth).
-    fn collect_outer(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> io::Result<()> {
-        let iteration = self.inner.iteration.get();
-        self.note_wait(now, iteration);
-        self.inner
-            .monitor
-            .borrow_mut()
-            .wait(ready, Some(Duration::ZERO))
-    }
-
-    fn withdraw_outer_announcement(&self) {
-        if self.inner.outer_announced.replace(false) {
-            self.inner.shared.notify.withdraw();
-        }
-    }
-
     fn refuse_inside_poll(&self, what: &str) -> io::Result<()> {
-        if self.inner.depth.get() > 0 {
+        if self.inner.nesting.inside_poll() {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
                 format!("{what} cannot be called from a callback of the same context"),

@@ -1,30 +1,19 @@
-//! One iteration of the loop, `AioContext::poll`: compute the timeout, busy
-//! poll, leave poll mode and announce the block only if the loop really
-//! blocks, wait, then run bottom halves, ready handlers and timers.
+//! One iteration of the loop, `AioContext::poll`, read top to bottom: start
+//! a [`Pass`] (its number, the clock readings, the timeout), busy poll, leave poll
+//! mode and announce the block only if the loop really blocks, wait, then
+//! the dispatch phase (`dispatch.rs`) that an outer loop's `dispatch`
+//! shares. Also the two ways the loop asks the monitor: the pass's wait and
+//! a zero-timeout wait.
 
 use std::io;
+use std::time::Duration;
 
 use crate::AioContext;
-use crate::context::Inner;
-use crate::monitor::{Pending, ReadyEvent};
-use crate::polling::as_duration;
-use crate::stats::Counters;
-
-/// How deep [`AioContext::poll`] may nest: a `poll` called from a callback
-/// this many levels down returns an error instead of recursing.
-///
-/// The loop's own frames take about 1.3 KiB of stack per level in a debug
-/// build and 0.6 KiB in a release build (measured with a read callback that
-/// nests, on every monitor), so 256 levels cost at most about 350 KiB: safe
-/// on a 2 MiB thread stack (the default for spawned threads), with room for
-/// the callbacks' own frames. Real programs nest a few levels (waiting for
-/// one request inside a callback); a deeper nest is a runaway recursion,
-/// which a clear error serves better than a stack overflow.
-pub const MAX_NESTING: u32 = 256;
-
-/// The longest a loop that never blocks goes without asking the kernel which
-/// fds are ready, when the `poll` callbacks cover every fd.
-const FD_CHECK_INTERVAL_NS: u64 = 50_000;
+use crate::busy_poll::WindowEnd;
+use crate::monitor::ReadyEvent;
+use crate::notify::Announcement;
+use crate::pass::Pass;
+use crate::stats::Counter;
 
 impl AioContext {
     /// Runs one iteration of the loop. Returns whether it made progress: a
@@ -39,70 +28,83 @@ impl AioContext {
     /// A callback may call `poll` again (a nested iteration): the handler
     /// whose callback is running is not called again until it returns, and
     /// removed handlers are freed by the outermost call, after its dispatch
-    /// phase and again as it returns. Nesting is limited to [`MAX_NESTING`]
-    /// levels. A panic
-    /// in a callback unwinds out of `poll`, and the context stays usable.
+    /// phase and again as it returns. Nesting is limited to
+    /// [`MAX_NESTING`](crate::MAX_NESTING) levels. A panic in a callback
+    /// unwinds out of `poll`, and the context stays usable.
     ///
     /// # Errors
     ///
     /// The monitor's error, if its wait failed; nothing has been dispatched
-    /// then. An error of kind `Other` if called [`MAX_NESTING`] levels deep. Monitors retry `EINTR` themselves. A monitor that fails for good
-    /// is replaced by the context's planned fallback, if it has one
+    /// then. An error of kind `Other` if called
+    /// [`MAX_NESTING`](crate::MAX_NESTING) levels deep. Monitors retry
+    /// `EINTR` themselves. A monitor that fails for good is replaced by the
+    /// context's planned fallback, if it has one
     /// ([`ContextBuilder::fallback`](crate::ContextBuilder::fallback)).
     pub fn poll(&self, blocking: bool) -> io::Result<bool> {
         let inner = &*self.inner;
-        let _level = Level::enter(self)?;
-        if inner.depth.get() == 1 {
+        let _level = inner.nesting.enter()?;
+        if inner.nesting.is_outermost() {
             self.upgrade_if_due();
         }
-        let mut ready = ReadyList::take(inner);
-        Counters::bump(&inner.counters.iterations);
-        let iteration = inner.iteration.get() + 1;
-        inner.iteration.set(iteration);
+        let mut ready = inner.nesting.ready_list();
+        let mut pass = self.begin_pass(blocking);
 
+        let window = self.busy_poll(&mut ready.events, &pass)?;
+        let mut progress = window.user_work;
+        pass.now = window.now;
+        pass.timeout = match window.end {
+            WindowEnd::Hit => Some(0),
+            _ => pass.timeout.map(|t| t.saturating_sub(window.spent)),
+        };
+        if pass.may_block() && inner.window.leave_mode(&mut ready.events) {
+            progress = true;
+            pass.timeout = Some(0);
+        }
+        let asked_monitor = self.wait(&mut ready.events, &pass)?;
+        // When the wait ended, for adapting poll times: read only if they
+        // adapt and the loop did wait.
+        pass.waited = if inner.window.is_on() && asked_monitor {
+            inner.clock.now_ns()
+        } else {
+            pass.now
+        };
+
+        progress |= self.dispatch_phase(&ready.events, &pass);
+        Ok(progress)
+    }
+
+    /// Starts a pass: counts it, numbers it, reads the clock if anything
+    /// will use the reading, and sets the timeout (zero without
+    /// `blocking`).
+    fn begin_pass(&self, blocking: bool) -> Pass {
+        let inner = &*self.inner;
+        inner.counters.bump(Counter::Iterations);
+        let iteration = inner.nesting.next_iteration();
         // A clock reading costs tens of nanoseconds: a non-blocking
         // iteration with polling off has no use for one (timers read it
         // themselves, and only when one is armed).
-        let polling = inner.params.get().max_ns > 0;
-        let start = if blocking || polling {
+        let start = if blocking || inner.window.is_on() {
             inner.clock.now_ns()
         } else {
             0
         };
-        let mut timeout = if blocking {
+        let timeout = if blocking {
             self.compute_timeout(start)
         } else {
             Some(0)
         };
-        let mut clock = start;
-        let mut progress =
-            self.busy_poll(&mut ready.events, &mut timeout, iteration, &mut clock)?;
-        if timeout != Some(0) && self.leave_poll_mode(&mut ready.events) {
-            progress = true;
-            timeout = Some(0);
+        Pass {
+            iteration,
+            start,
+            now: start,
+            timeout,
+            waited: start,
         }
-        let asked_monitor = self.wait(&mut ready.events, timeout, clock, iteration)?;
-        // When the wait ended, for adapting poll times: read only if they
-        // adapt and the loop did wait.
-        let waited = if polling && asked_monitor {
-            inner.clock.now_ns()
-        } else {
-            clock
-        };
-
-        progress |= self.run_bottom_halves();
-        progress |= self.dispatch_ready(&ready.events, iteration, start, waited);
-        progress |= self.dispatch_ops();
-        if inner.depth.get() == 1 {
-            self.free_deferred();
-        }
-        progress |= self.run_timers();
-        Ok(progress)
     }
 
     /// How long the next wait may block: zero if a bottom half is
-    /// scheduled or an operation's completion waits, at most 10 ms if an idle one is, else until the nearest
-    /// timer, else forever (`None`).
+    /// scheduled or an operation's completion waits, at most 10 ms if an
+    /// idle one is, else until the nearest timer, else forever (`None`).
     pub(crate) fn compute_timeout(&self, now: u64) -> Option<u64> {
         if self.ops_have_completions() {
             return Some(0);
@@ -123,39 +125,38 @@ impl AioContext {
         }
     }
 
-    /// Announces the block (if the loop may block), waits in the monitor,
-    /// withdraws the announcement and accepts any notification. Returns
-    /// whether the monitor was asked.
-    fn wait(
-        &self,
-        events: &mut Vec<ReadyEvent>,
-        mut timeout: Option<u64>,
-        now: u64,
-        iteration: u64,
-    ) -> io::Result<bool> {
+    /// The wait of `pass`: announces the block (if the pass may block),
+    /// waits in the monitor (unless a pass that may not block can skip
+    /// asking), withdraws the announcement and accepts any notification.
+    /// Returns whether the monitor was asked.
+    fn wait(&self, events: &mut Vec<ReadyEvent>, pass: &Pass) -> io::Result<bool> {
         let inner = &*self.inner;
-        let announced = (timeout != Some(0)).then(|| Announced::new(inner));
-        if announced.is_some() {
-            Counters::bump(&inner.counters.announced_blocks);
-        }
-        if announced.as_ref().is_some_and(|a| a.already_notified) {
+        let mut timeout = pass.timeout;
+        if pass.may_block() && !self.announce(&inner.announcement) {
             timeout = Some(0);
         }
-        let ask = timeout != Some(0) || self.needs_zero_timeout_wait(now, iteration);
+        let ask = timeout != Some(0)
+            || inner.window.needs_wait_now(
+                inner.monitor.borrow_mut().pending(),
+                pass.now,
+                pass.iteration,
+                &inner.registry,
+            );
         let result = if ask {
-            self.note_wait(now, iteration);
+            self.note_wait(pass.now, pass.iteration);
             if timeout != Some(0) {
-                Counters::bump(&inner.counters.blocking_waits);
+                inner.counters.bump(Counter::BlockingWaits);
             }
             inner
                 .monitor
                 .borrow_mut()
-                .wait(events, as_duration(timeout))
+                .wait(events, timeout.map(Duration::from_nanos))
         } else {
             Ok(())
         };
-        drop(announced);
-        inner.shared.notify.accept();
+        let notify = inner.shared.notify_state();
+        inner.announcement.withdraw(notify);
+        notify.accept();
         match result {
             // A monitor that failed for good hands its registrations to the
             // fallback, which, level-triggered, reports what was ready at
@@ -167,24 +168,37 @@ impl AioContext {
         }
     }
 
-    /// Whether a non-blocking iteration must ask the kernel what is ready.
-    /// Not if the monitor shows that nothing is, nor, for up to
-    /// [`FD_CHECK_INTERVAL_NS`] at a time, if every watched fd's work shows
-    /// in a `poll` callback (the loop just asked them): a system call saved
-    /// per iteration, as QEMU does, with a bound on how long an fd event
-    /// that a `poll` callback does not report can wait.
-    fn needs_zero_timeout_wait(&self, now: u64, iteration: u64) -> bool {
-        let pending = self.inner.monitor.borrow_mut().pending();
-        match pending {
-            Pending::No => false,
-            Pending::Yes => true,
-            // A peek in this iteration's poll window just asked.
-            _ if self.inner.last_wait_iteration.get() == iteration => false,
-            Pending::Unknown | Pending::Submit => {
-                now.saturating_sub(self.inner.last_wait.get()) >= FD_CHECK_INTERVAL_NS
-                    || !self.polling_covers_every_fd()
-            }
-        }
+    /// A zero-timeout wait at `now`, as part of iteration `iteration`: hands
+    /// the monitor's queued requests to the kernel and collects what is
+    /// ready. Returns whether it found anything.
+    pub(crate) fn wait_now(
+        &self,
+        ready: &mut Vec<ReadyEvent>,
+        iteration: u64,
+        now: u64,
+    ) -> io::Result<bool> {
+        let before = ready.len();
+        self.note_wait(now, iteration);
+        self.inner
+            .monitor
+            .borrow_mut()
+            .wait(ready, Some(Duration::ZERO))?;
+        Ok(ready.len() > before)
+    }
+
+    /// Announces a block to notifiers, through `announcement` (`poll`'s or
+    /// the outer loop's). Returns `false` if a notification is already
+    /// pending: the caller must not block.
+    pub(crate) fn announce(&self, announcement: &Announcement) -> bool {
+        self.inner.counters.bump(Counter::AnnouncedBlocks);
+        announcement.announce(self.inner.shared.notify_state())
+    }
+
+    /// Records a monitor wait: counts it, and notes when and in which
+    /// iteration it was.
+    fn note_wait(&self, now: u64, iteration: u64) {
+        self.inner.counters.bump(Counter::Waits);
+        self.inner.window.note_wait(now, iteration);
     }
 }
 
@@ -194,78 +208,4 @@ fn is_transient(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
     )
-}
-
-/// One level of `poll` (or `dispatch`) on the stack; the outermost frees
-/// deferred deletions when it ends, also when a callback panics.
-pub(crate) struct Level<'a> {
-    ctx: &'a AioContext,
-}
-
-impl<'a> Level<'a> {
-    /// Enters one level deeper; refused at [`MAX_NESTING`] levels.
-    pub(crate) fn enter(ctx: &'a AioContext) -> io::Result<Level<'a>> {
-        let depth = ctx.inner.depth.get();
-        if depth >= MAX_NESTING {
-            return Err(io::Error::other(format!(
-                "poll nested {depth} levels deep, the limit (aio_core::MAX_NESTING)"
-            )));
-        }
-        ctx.inner.depth.set(depth + 1);
-        Ok(Level { ctx })
-    }
-}
-
-impl Drop for Level<'_> {
-    fn drop(&mut self) {
-        let depth = self.ctx.inner.depth.get() - 1;
-        self.ctx.inner.depth.set(depth);
-        if depth == 0 {
-            self.ctx.free_deferred();
-        }
-    }
-}
-
-/// The ready list of one level, borrowed from the context's pool and given
-/// back (emptied, capacity kept) when the level ends.
-struct ReadyList<'a> {
-    inner: &'a Inner,
-    events: Vec<ReadyEvent>,
-}
-
-impl<'a> ReadyList<'a> {
-    fn take(inner: &'a Inner) -> ReadyList<'a> {
-        let events = inner.ready_lists.borrow_mut().pop().unwrap_or_default();
-        ReadyList { inner, events }
-    }
-}
-
-impl Drop for ReadyList<'_> {
-    fn drop(&mut self) {
-        let mut events = std::mem::take(&mut self.events);
-        events.clear();
-        self.inner.ready_lists.borrow_mut().push(events);
-    }
-}
-
-/// A block announced to notifiers; withdrawn when dropped.
-struct Announced<'a> {
-    inner: &'a Inner,
-    already_notified: bool,
-}
-
-impl<'a> Announced<'a> {
-    fn new(inner: &'a Inner) -> Announced<'a> {
-        let already_notified = !inner.shared.notify.announce();
-        Announced {
-            inner,
-            already_notified,
-        }
-    }
-}
-
-impl Drop for Announced<'_> {
-    fn drop(&mut self) {
-        self.inner.shared.notify.withdraw();
-    }
 }

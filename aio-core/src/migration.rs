@@ -12,12 +12,16 @@
 //! A monitor can also fail after setup (an io_uring instance the kernel
 //! gives up on). With a planned fallback, the context moves to it and goes
 //! on, instead of returning the error from every `poll`.
+//!
+//! [`Migration`] owns the plans and the backend report; the moves
+//! themselves, which touch the registry and the monitor, are the context's
+//! (`context.rs`).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 
-use crate::AioContext;
-use crate::backend::PlannedUpgrade;
+use crate::backend::{BackendInfo, PlannedUpgrade};
 use crate::monitor::FdMonitor;
 
 type OpenMonitor = Box<dyn FnOnce() -> io::Result<Box<dyn FdMonitor>>>;
@@ -25,8 +29,25 @@ type OpenMonitor = Box<dyn FnOnce() -> io::Result<Box<dyn FdMonitor>>>;
 /// A monitor to move to if the current one fails: its name, and how to set
 /// it up.
 pub(crate) struct Fallback {
-    pub(crate) name: &'static str,
-    pub(crate) open: OpenMonitor,
+    name: &'static str,
+    open: OpenMonitor,
+}
+
+impl Fallback {
+    pub(crate) fn new(
+        name: &'static str,
+        open: impl FnOnce() -> io::Result<Box<dyn FdMonitor>> + 'static,
+    ) -> Fallback {
+        Fallback {
+            name,
+            open: Box::new(open),
+        }
+    }
+
+    /// Sets the monitor up: its name, and the monitor or why not.
+    pub(crate) fn open(self) -> (&'static str, io::Result<Box<dyn FdMonitor>>) {
+        (self.name, (self.open)())
+    }
 }
 
 /// A planned move to another monitor ([`ContextBuilder::upgrade`](crate::ContextBuilder::upgrade)).
@@ -63,6 +84,11 @@ impl Upgrade {
             at_handlers: self.at_handlers,
         }
     }
+
+    /// Sets the monitor up: the plan, and the monitor or why not.
+    fn open(self) -> (PlannedUpgrade, io::Result<Box<dyn FdMonitor>>) {
+        (self.planned(), (self.open)())
+    }
 }
 
 impl fmt::Debug for Upgrade {
@@ -74,65 +100,100 @@ impl fmt::Debug for Upgrade {
     }
 }
 
-impl AioContext {
-    /// Makes the planned move if the context has reached the threshold; the
-    /// caller makes sure no `poll` is on the stack but its own outermost one. A monitor that cannot be set up, or that
-    /// refuses a registration, leaves the context where it is, with the
-    /// reason in its backend report; the move is not tried again.
-    pub(crate) fn upgrade_if_due(&self) {
-        let inner = &self.inner;
-        let due = inner
+/// Which monitor a context runs on and why (its backend report), and where
+/// it may move: the planned upgrade and the fallback, each used once.
+pub(crate) struct Migration {
+    report: RefCell<BackendInfo>,
+    /// A planned move to another monitor, until it is made or fails.
+    upgrade: RefCell<Option<Upgrade>>,
+    /// Where to move if the monitor fails, until it is used.
+    fallback: RefCell<Option<Fallback>>,
+}
+
+impl Migration {
+    pub(crate) fn new(
+        mut report: BackendInfo,
+        upgrade: Option<Upgrade>,
+        fallback: Option<Fallback>,
+    ) -> Migration {
+        report.upgrade = upgrade.as_ref().map(Upgrade::planned);
+        Migration {
+            report: RefCell::new(report),
+            upgrade: RefCell::new(upgrade),
+            fallback: RefCell::new(fallback),
+        }
+    }
+
+    /// The backend report.
+    pub(crate) fn report(&self) -> BackendInfo {
+        self.report.borrow().clone()
+    }
+
+    /// Sets up the monitor of the planned upgrade, if the context serves
+    /// enough handlers (`handlers` is asked only if an upgrade is planned).
+    /// The plan is used up: returns it, and the monitor or why not.
+    pub(crate) fn open_due_upgrade(
+        &self,
+        handlers: impl FnOnce() -> usize,
+    ) -> Option<(PlannedUpgrade, io::Result<Box<dyn FdMonitor>>)> {
+        let due = self
             .upgrade
             .borrow()
             .as_ref()
-            .is_some_and(|u| self.handler_count() >= u.at_handlers);
+            .is_some_and(|u| handlers() >= u.at_handlers);
         if !due {
-            return;
+            return None;
         }
-        let Some(upgrade) = inner.upgrade.take() else {
-            return;
-        };
-        let from = inner.monitor.borrow().name();
-        let moved = (upgrade.open)().and_then(|monitor| self.move_registrations(monitor));
-        let mut backend = inner.backend.borrow_mut();
+        self.upgrade.take().map(Upgrade::open)
+    }
+
+    /// Records how the move from `from` for `upgrade` went.
+    pub(crate) fn upgraded(
+        &self,
+        upgrade: PlannedUpgrade,
+        from: &'static str,
+        moved: io::Result<()>,
+    ) {
+        let mut report = self.report.borrow_mut();
         match moved {
-            Ok(()) => backend.upgraded(upgrade.name, from, upgrade.at_handlers),
+            Ok(()) => report.upgraded(upgrade.name, from, upgrade.at_handlers),
             Err(e) => {
-                backend.upgrade = None;
+                report.upgrade = None;
                 let reason = format!("upgrade at {} handlers failed: {e}", upgrade.at_handlers);
-                backend.skip(upgrade.name, reason);
+                report.skip(upgrade.name, reason);
             }
         }
     }
-}
 
-impl AioContext {
-    /// After the monitor's wait failed with `error`: moves to the planned
-    /// fallback monitor, if there is one and it takes every registration.
-    /// Returns whether the context moved (and `error` is dealt with).
-    pub(crate) fn fall_back(&self, error: &io::Error) -> bool {
-        let inner = &self.inner;
-        let Some(fallback) = inner.fallback.take() else {
-            return false;
-        };
-        let from = inner.monitor.borrow().name();
-        // A ring that failed for good cannot say when the kernel is done
-        // with the buffers of its operations.
-        self.abandon_monitor_ops();
-        let moved = (fallback.open)().and_then(|monitor| self.move_registrations(monitor));
-        let mut backend = inner.backend.borrow_mut();
+    /// The fallback, used up.
+    pub(crate) fn take_fallback(&self) -> Option<Fallback> {
+        self.fallback.take()
+    }
+
+    /// Records how the move from `from`, which failed with `error`, to the
+    /// fallback `name` went. Returns whether the context moved.
+    pub(crate) fn fell_back(
+        &self,
+        name: &'static str,
+        from: &'static str,
+        error: &io::Error,
+        moved: io::Result<()>,
+    ) -> bool {
+        let mut report = self.report.borrow_mut();
         match moved {
             Ok(()) => {
-                backend.fell_back(fallback.name, from, error);
+                report.fell_back(name, from, error);
                 true
             }
             Err(e) => {
-                backend.skip(
-                    fallback.name,
-                    format!("fallback after {from} failed ({error}): {e}"),
-                );
+                report.skip(name, format!("fallback after {from} failed ({error}): {e}"));
                 false
             }
         }
+    }
+
+    /// Records a move that the program asked for.
+    pub(crate) fn moved(&self, to: &'static str, from: &'static str, why: String) {
+        self.report.borrow_mut().moved_to(to, from, why);
     }
 }

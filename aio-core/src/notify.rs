@@ -10,6 +10,7 @@
 //! wait. The atomics live here alone so that a model checker can prove the
 //! same code that ships.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 use crate::sync::{AtomicBool, AtomicU32, fence};
@@ -64,6 +65,33 @@ impl NotifyState {
     /// Whether a notification is pending; what busy polling watches.
     pub(crate) fn is_notified(&self) -> bool {
         self.notified.load(Ordering::Acquire)
+    }
+}
+
+/// A block the home thread announced, until it is withdrawn: how `poll`
+/// and an outer loop's `prepare` announce theirs. Each holds one; the two
+/// may stand at once (the protocol counts them).
+#[derive(Debug, Default)]
+pub(crate) struct Announcement {
+    standing: Cell<bool>,
+}
+
+impl Announcement {
+    /// Announces a block on `notify`, withdrawing this one first if it still
+    /// stands. Returns `false` if a notification is already pending: the
+    /// caller must not block.
+    pub(crate) fn announce(&self, notify: &NotifyState) -> bool {
+        if self.standing.replace(true) {
+            notify.withdraw();
+        }
+        notify.announce()
+    }
+
+    /// Withdraws the announcement, if it stands.
+    pub(crate) fn withdraw(&self, notify: &NotifyState) {
+        if self.standing.replace(false) {
+            notify.withdraw();
+        }
     }
 }
 

@@ -11,14 +11,11 @@
 //! it is too large for the window (`ppoll` over thousands of fds), the loop
 //! does not busy-poll such a context, but tries again soon (a probe window)
 //! in case the machine was only busy for a moment.
+//!
+//! This module holds the gate; the peeks are made by the window in
+//! `busy_poll.rs`.
 
 use std::cell::Cell;
-use std::io;
-use std::time::Duration;
-
-use crate::AioContext;
-use crate::monitor::{Pending, ReadyEvent};
-use crate::stats::Counters;
 
 /// The least time between two peeks that cost a system call.
 pub(crate) const PEEK_INTERVAL_NS: u64 = 1_000;
@@ -94,55 +91,6 @@ impl PeekGate {
         self.refused.set(refused);
         self.gap.set(gap);
         false
-    }
-}
-
-impl AioContext {
-    /// Whether the window must peek at the monitor with a system call: some
-    /// watched handler has no `poll` callback, and the monitor cannot show
-    /// readiness by itself.
-    pub(crate) fn window_needs_peek(&self) -> bool {
-        !self.inner.registry.borrow().all_watched_have_poll()
-            && self.inner.monitor.borrow_mut().pending() == Pending::Unknown
-    }
-
-    /// Asks the monitor what is ready without blocking, as part of
-    /// iteration `iteration`, at `now`, and measures what that cost.
-    /// Returns whether it found anything, and the time after it.
-    pub(crate) fn peek(
-        &self,
-        ready: &mut Vec<ReadyEvent>,
-        iteration: u64,
-        now: u64,
-    ) -> io::Result<(bool, u64)> {
-        let found = self.wait_now(ready, iteration, now)?;
-        let after = self.inner.clock.now_ns();
-        self.inner.peek_gate.record(after.saturating_sub(now));
-        Ok((found, after))
-    }
-
-    /// A zero-timeout wait: hands the monitor's queued requests to the
-    /// kernel and collects what is ready. Returns whether it found anything.
-    pub(crate) fn submit(&self, ready: &mut Vec<ReadyEvent>, iteration: u64) -> io::Result<bool> {
-        self.wait_now(ready, iteration, self.inner.clock.now_ns())
-    }
-
-    /// A zero-timeout wait at `now`; whether it found anything.
-    fn wait_now(&self, ready: &mut Vec<ReadyEvent>, iteration: u64, now: u64) -> io::Result<bool> {
-        let before = ready.len();
-        self.note_wait(now, iteration);
-        self.inner
-            .monitor
-            .borrow_mut()
-            .wait(ready, Some(Duration::ZERO))?;
-        Ok(ready.len() > before)
-    }
-
-    /// Records a monitor wait: when, and in which iteration.
-    pub(crate) fn note_wait(&self, now: u64, iteration: u64) {
-        Counters::bump(&self.inner.counters.waits);
-        self.inner.last_wait.set(now);
-        self.inner.last_wait_iteration.set(iteration);
     }
 }
 

@@ -1,5 +1,8 @@
-//! Adaptive busy polling: the polled list, poll mode (`poll_begin` /
-//! `poll_end`), the busy-poll window, and the per-handler poll time.
+//! Adaptive busy polling's state, owned by [`PollWindow`]: the polled list,
+//! poll mode (`poll_begin` / `poll_end`), the per-handler poll time and its
+//! rule ([`PollParams`]), what peeks at the monitor cost, and when the
+//! monitor was last asked. The window itself, the loop that spins in it, is
+//! in `busy_poll.rs`.
 //!
 //! Before it blocks, the loop spins on the `poll` callbacks of the handlers
 //! that have shown work before, for as long as the largest of their poll
@@ -8,18 +11,17 @@
 //! allowed to last, so a fast notifier and a slow disk do not fight over one
 //! shared value.
 
-use std::io;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::Duration;
 
-use crate::AioContext;
 use crate::handler::Node;
 use crate::monitor::{Pending, Readiness, ReadyEvent};
-use crate::peek::PEEK_INTERVAL_NS;
-use crate::stats::Counters;
+use crate::peek::PeekGate;
+use crate::registry::Registry;
 
-/// Rounds of the busy-poll window between two readings of the clock.
-const ROUNDS_PER_CLOCK_READ: u32 = 4;
+/// The longest a loop that never blocks goes without asking the kernel which
+/// fds are ready, when the `poll` callbacks cover every fd.
+const FD_CHECK_INTERVAL_NS: u64 = 50_000;
 
 /// Where a poll time starts when it first grows from zero.
 const POLL_START_NS: u64 = 4_000;
@@ -120,170 +122,147 @@ impl PollParams {
     }
 }
 
-impl AioContext {
-    /// Sets the busy-polling parameters; every handler's poll time starts
-    /// again from zero. `max_ns = 0` turns polling off.
-    pub fn set_poll_params(&self, params: PollParams) {
-        self.inner.params.set(params);
-        for node in self.inner.polled.borrow().iter() {
+/// The busy-polling state of a context: which handlers are polled, whether
+/// they are in poll mode, the parameters their poll times adapt by, what a
+/// peek at the monitor costs, and when the monitor was last asked.
+///
+/// Callbacks (`poll`, `poll_begin`, `poll_end`) run with no borrow held, so
+/// they may change the list (remove a handler, register one).
+#[derive(Default)]
+pub(crate) struct PollWindow {
+    /// Handlers with a `poll` callback that have become ready at least once.
+    polled: RefCell<Vec<Rc<Node>>>,
+    /// Whether `poll_begin` has been called on the polled handlers.
+    poll_mode: Cell<bool>,
+    params: Cell<PollParams>,
+    /// What peeks at the monitor cost, and whether a window may peek.
+    peek_gate: PeekGate,
+    /// When, and in which iteration, the monitor was last asked what is
+    /// ready.
+    last_wait: Cell<u64>,
+    last_wait_iteration: Cell<u64>,
+}
+
+impl PollWindow {
+    pub(crate) fn new(params: PollParams) -> PollWindow {
+        PollWindow {
+            params: Cell::new(params),
+            ..PollWindow::default()
+        }
+    }
+
+    pub(crate) fn params(&self) -> PollParams {
+        self.params.get()
+    }
+
+    /// Sets the parameters; every handler's poll time starts again from
+    /// zero.
+    pub(crate) fn set_params(&self, params: PollParams) {
+        self.params.set(params);
+        for node in self.polled.borrow().iter() {
             node.polled.ns.set(0);
         }
     }
 
-    /// The busy-polling parameters.
-    pub fn poll_params(&self) -> PollParams {
-        self.inner.params.get()
+    /// Whether polling is on (`max_ns > 0`).
+    pub(crate) fn is_on(&self) -> bool {
+        self.params.get().max_ns > 0
     }
 
-    /// Busy-polls before the wait, if polling is on and possible. A hit puts
-    /// `poll_ready` entries (or, from a peek at the monitor, ready fds) on
-    /// `ready` and makes the timeout zero; the time spent is taken off the
-    /// timeout. `clock` holds the latest reading of the clock, and is kept
-    /// up to date. Returns whether a user handler's `poll` said yes.
-    pub(crate) fn busy_poll(
+    /// How many handlers are polled, and the largest poll time among them.
+    pub(crate) fn polled_stats(&self) -> (usize, u64) {
+        let polled = self.polled.borrow();
+        let max = polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0);
+        (polled.len(), max)
+    }
+
+    /// What a peek at the monitor costs, about (`None` until one is
+    /// measured).
+    pub(crate) fn peek_cost_ns(&self) -> Option<u64> {
+        self.peek_gate.cost_ns()
+    }
+
+    /// How long the window may last within `timeout` (`None`: no limit):
+    /// the largest poll time, 0 if polling is off.
+    pub(crate) fn length(&self, timeout: Option<u64>) -> u64 {
+        if !self.is_on() {
+            return 0;
+        }
+        let polled = self.polled.borrow();
+        let largest = polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0);
+        largest.min(timeout.unwrap_or(u64::MAX))
+    }
+
+    /// Whether a window that must peek may run (see [`PeekGate::admits`]).
+    pub(crate) fn admits_peeks(&self) -> bool {
+        self.peek_gate.admits(self.params.get().max_ns)
+    }
+
+    /// Records what one peek cost.
+    pub(crate) fn record_peek(&self, cost_ns: u64) {
+        self.peek_gate.record(cost_ns);
+    }
+
+    /// Records a monitor wait: when, and in which iteration.
+    pub(crate) fn note_wait(&self, now: u64, iteration: u64) {
+        self.last_wait.set(now);
+        self.last_wait_iteration.set(iteration);
+    }
+
+    /// Whether an iteration that may not block must still ask the monitor
+    /// (a zero-timeout wait), at `now`, in iteration `iteration`, given
+    /// what the monitor says is `pending`.
+    ///
+    /// Not if the monitor shows that nothing is, nor if a peek in this
+    /// iteration's window just asked, nor, for up to
+    /// [`FD_CHECK_INTERVAL_NS`] at a time, if every watched fd's work shows
+    /// in a `poll` callback (the loop just asked them): a system call saved
+    /// per iteration, as QEMU does, with a bound on how long an fd event
+    /// that a `poll` callback does not report can wait.
+    pub(crate) fn needs_wait_now(
         &self,
-        ready: &mut Vec<ReadyEvent>,
-        timeout: &mut Option<u64>,
+        pending: Pending,
+        now: u64,
         iteration: u64,
-        clock: &mut u64,
-    ) -> io::Result<bool> {
-        let inner = &self.inner;
-        if *timeout == Some(0) {
-            return Ok(self.poll_once(ready, *clock));
-        }
-        let window = self.largest_poll_ns().min(timeout.unwrap_or(u64::MAX));
-        if window == 0 {
-            return Ok(false);
-        }
-        // Requests the monitor holds for the kernel go in a wait of their
-        // own before the window, so that what a peek is measured to cost is
-        // what asking costs, not what submitting does.
-        let submitted = inner.monitor.borrow_mut().pending() == Pending::Submit;
-        let mut hit = submitted && self.submit(ready, iteration)?;
-        if submitted {
-            *clock = inner.clock.now_ns();
-        }
-        let start = *clock;
-        let mut progress = false;
-        if !hit {
-            let peeks = self.window_needs_peek();
-            if peeks && !inner.peek_gate.admits(inner.params.get().max_ns) {
-                Counters::bump(&inner.counters.poll_refusals);
-                return Ok(false);
-            }
-            self.enter_poll_mode();
-            let (found, user_work) = self.spin(ready, window, peeks, iteration, clock)?;
-            hit = found;
-            progress = user_work;
-        }
-        // A hit ends the iteration's waiting, so the reading it was found
-        // after is good enough (eviction counts in seconds).
-        let now = *clock;
-        if hit {
-            Counters::bump(&inner.counters.poll_hits);
-            *timeout = Some(0);
-        } else {
-            Counters::bump(&inner.counters.poll_misses);
-        }
-        if self.evict_idle_handlers(ready, now) {
-            progress = true;
-            *timeout = Some(0);
-        }
-        if let Some(t) = timeout {
-            *t = t.saturating_sub(now.saturating_sub(start));
-        }
-        Ok(progress)
-    }
-
-    /// The busy-poll window: rounds over the polled handlers' `poll`
-    /// callbacks, the notifier's flag and the monitor, until one shows
-    /// work or `window` ns have passed since `clock`; with `peeks`, it also
-    /// asks the monitor with zero-timeout waits. Returns whether it found
-    /// work, and whether a user's `poll` callback said yes; `clock` holds
-    /// the last reading.
-    fn spin(
-        &self,
-        ready: &mut Vec<ReadyEvent>,
-        window: u64,
-        peeks: bool,
-        iteration: u64,
-        clock: &mut u64,
-    ) -> io::Result<(bool, bool)> {
-        let inner = &self.inner;
-        let start = *clock;
-        let mut last_peek = None;
-        let mut user_work = false;
-        let mut rounds = 0u32;
-        loop {
-            let (found, user) = self.poll_handlers_once(ready, start);
-            user_work |= user;
-            let pending = inner.monitor.borrow_mut().pending();
-            if found
-                || inner.shared.notify.is_notified()
-                || pending == Pending::Yes
-                || self.ops_have_completions()
-            {
-                return Ok((true, user_work));
-            }
-            if pending == Pending::Submit && self.submit(ready, iteration)? {
-                *clock = inner.clock.now_ns(); // after that wait
-                return Ok((true, user_work));
-            }
-            // A clock reading costs more than a round of cheap checks: look
-            // at the time every few rounds only.
-            rounds = rounds.wrapping_add(1);
-            if !rounds.is_multiple_of(ROUNDS_PER_CLOCK_READ) {
-                continue;
-            }
-            let now = inner.clock.now_ns();
-            *clock = now;
-            if now.saturating_sub(start) >= window {
-                return Ok((false, user_work));
-            }
-            if peeks && last_peek.is_none_or(|at| now.saturating_sub(at) >= PEEK_INTERVAL_NS) {
-                last_peek = Some(now);
-                let (found, after) = self.peek(ready, iteration, now)?;
-                *clock = after;
-                if found {
-                    return Ok((true, user_work));
-                }
+        registry: &RefCell<Registry>,
+    ) -> bool {
+        match pending {
+            Pending::No => false,
+            Pending::Yes => true,
+            _ if self.last_wait_iteration.get() == iteration => false,
+            Pending::Unknown | Pending::Submit => {
+                now.saturating_sub(self.last_wait.get()) >= FD_CHECK_INTERVAL_NS
+                    || !self.covers_every_fd(&registry.borrow())
             }
         }
-    }
-
-    /// With a zero timeout there is no window to poll in, but what the poll
-    /// callbacks see is ready now: ask each polled handler once, without
-    /// entering poll mode.
-    fn poll_once(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> bool {
-        if self.inner.params.get().max_ns == 0 || self.inner.polled.borrow().is_empty() {
-            return false;
-        }
-        self.poll_handlers_once(ready, now).1
     }
 
     /// Whether every watched fd's work shows without asking the kernel: each
     /// watched handler is on the polled list and polling is on, so its
     /// `poll` callback is asked every iteration (or no user fd is watched at
-    /// all, and the notifier's flag tells everything). A zero-timeout wait
-    /// may then be skipped for a while.
-    pub(crate) fn polling_covers_every_fd(&self) -> bool {
-        let polling = self.inner.params.get().max_ns > 0;
-        let registry = self.inner.registry.borrow();
+    /// all, and the notifier's flag tells everything).
+    fn covers_every_fd(&self, registry: &Registry) -> bool {
         registry.all_watched_listed()
-            && (polling && registry.all_watched_have_poll()
-                || self.inner.polled.borrow().is_empty())
+            && (self.is_on() && registry.all_watched_have_poll() || self.polled.borrow().is_empty())
+    }
+
+    /// Enters poll mode: `poll_begin` on each polled handler.
+    pub(crate) fn enter_mode(&self) {
+        if !self.poll_mode.replace(true) {
+            self.for_each(|node| node.begin_polling());
+        }
     }
 
     /// Leaves poll mode before the loop blocks: `poll_end`, then each `poll`
     /// once more, since work can arrive between the last poll and the
     /// moment the device turns its notifications back on. Returns whether
     /// that last look found work.
-    pub(crate) fn leave_poll_mode(&self, ready: &mut Vec<ReadyEvent>) -> bool {
-        if !self.inner.poll_mode.replace(false) {
+    pub(crate) fn leave_mode(&self, ready: &mut Vec<ReadyEvent>) -> bool {
+        if !self.poll_mode.replace(false) {
             return false;
         }
         let mut progress = false;
-        self.for_each_polled(|node| {
+        self.for_each(|node| {
             node.end_polling();
             if node.check_poll() {
                 push_poll_ready(ready, node);
@@ -293,71 +272,24 @@ impl AioContext {
         progress
     }
 
-    /// Puts a handler that just became ready on the polled list. Handlers
-    /// without a `poll` callback join too: their poll time sets how long the
-    /// window peeks at the monitor for them.
-    pub(crate) fn list_polled(&self, node: &Rc<Node>) {
-        if !node.counts_as_progress() || node.deleted.get() || node.polled.listed.get() {
-            return;
-        }
-        self.inner.registry.borrow_mut().set_listed(node, true);
-        node.polled.idle_deadline.set(0);
-        self.inner.polled.borrow_mut().push(Rc::clone(node));
-        if self.inner.poll_mode.get() {
-            node.begin_polling();
-        }
+    /// Whether a pass that may not block asks the polled handlers' `poll`
+    /// callbacks once: there is no window to poll in, but what they see is
+    /// ready now. Yes if polling is on and some handler is polled.
+    pub(crate) fn polls_at_once(&self) -> bool {
+        self.is_on() && !self.polled.borrow().is_empty()
     }
 
-    /// Takes a handler off the polled list, ending its poll mode.
-    pub(crate) fn unlist_polled(&self, node: &Rc<Node>) {
-        if !node.polled.listed.get() {
-            return;
-        }
-        self.inner.registry.borrow_mut().set_listed(node, false);
-        self.inner
-            .polled
-            .borrow_mut()
-            .retain(|n| !Rc::ptr_eq(n, node));
-        node.end_polling();
-    }
-
-    /// Adapts the poll time of a polled handler that was just dispatched,
-    /// at `now`. For a handler without a `poll` callback, being dispatched is
-    /// its progress: it keeps it on the polled list.
-    pub(crate) fn adapt_poll_time(&self, node: &Node, block_ns: u64, now: u64) {
-        if node.polled.listed.get() {
-            let params = self.inner.params.get();
-            node.polled
-                .ns
-                .set(params.adapt(node.polled.ns.get(), block_ns));
-            if !node.has_poll() {
-                node.polled
-                    .idle_deadline
-                    .set(now.saturating_add(POLL_IDLE_NS));
-            }
-        }
-    }
-
-    fn largest_poll_ns(&self) -> u64 {
-        if self.inner.params.get().max_ns == 0 {
-            return 0;
-        }
-        let polled = self.inner.polled.borrow();
-        polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0)
-    }
-
-    fn enter_poll_mode(&self) {
-        if !self.inner.poll_mode.replace(true) {
-            self.for_each_polled(|node| node.begin_polling());
-        }
-    }
-
-    /// One round over the polled handlers. Returns whether any `poll` said
-    /// yes, and whether one of them was a user's handler.
-    fn poll_handlers_once(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> (bool, bool) {
-        let held_back = self.is_external_disabled();
+    /// One round over the polled handlers (external ones not if
+    /// `held_back`). Returns whether any `poll` said yes, and whether one
+    /// of them was a user's handler.
+    pub(crate) fn poll_round(
+        &self,
+        ready: &mut Vec<ReadyEvent>,
+        now: u64,
+        held_back: bool,
+    ) -> (bool, bool) {
         let (mut found, mut user_work) = (false, false);
-        self.for_each_polled(|node| {
+        self.for_each(|node| {
             if held_back && node.is_external() {
                 return;
             }
@@ -373,17 +305,66 @@ impl AioContext {
         (found, user_work)
     }
 
+    /// Puts a handler that just became ready on the polled list. Handlers
+    /// without a `poll` callback join too: their poll time sets how long the
+    /// window peeks at the monitor for them.
+    pub(crate) fn list(&self, node: &Rc<Node>, registry: &RefCell<Registry>) {
+        if !node.counts_as_progress() || node.deleted.get() || node.polled.listed.get() {
+            return;
+        }
+        registry.borrow_mut().set_listed(node, true);
+        node.polled.idle_deadline.set(0);
+        self.polled.borrow_mut().push(Rc::clone(node));
+        if self.poll_mode.get() {
+            node.begin_polling();
+        }
+    }
+
+    /// Takes a handler off the polled list, ending its poll mode.
+    pub(crate) fn unlist(&self, node: &Rc<Node>, registry: &RefCell<Registry>) {
+        if !node.polled.listed.get() {
+            return;
+        }
+        registry.borrow_mut().set_listed(node, false);
+        self.polled.borrow_mut().retain(|n| !Rc::ptr_eq(n, node));
+        node.end_polling();
+    }
+
+    /// Adapts the poll time of a polled handler that was just dispatched,
+    /// at `now`, after the loop blocked for `block_ns`. For a handler
+    /// without a `poll` callback, being dispatched is its progress: it keeps
+    /// it on the polled list.
+    pub(crate) fn adapt(&self, node: &Node, block_ns: u64, now: u64) {
+        if node.polled.listed.get() {
+            let params = self.params.get();
+            node.polled
+                .ns
+                .set(params.adapt(node.polled.ns.get(), block_ns));
+            if !node.has_poll() {
+                node.polled
+                    .idle_deadline
+                    .set(now.saturating_add(POLL_IDLE_NS));
+            }
+        }
+    }
+
     /// Drops handlers that made no progress (a `poll` hit, or for those
     /// without a `poll` callback, a dispatch) for [`POLL_IDLE_NS`] from the
     /// polled list, so that they stop costing a check per round and keeping
     /// the window long. They rejoin when they are next dispatched. An
     /// evicted handler is not starved: non-blocking iterations ask the
-    /// kernel again once some watched handler is off the list.
-    fn evict_idle_handlers(&self, ready: &mut Vec<ReadyEvent>, now: u64) -> bool {
+    /// kernel again once some watched handler is off the list. Returns
+    /// whether the last look at an evicted handler found user work.
+    pub(crate) fn evict_idle(
+        &self,
+        ready: &mut Vec<ReadyEvent>,
+        now: u64,
+        registry: &RefCell<Registry>,
+    ) -> bool {
         let mut progress = false;
         let mut i = 0;
         loop {
-            let node = match self.inner.polled.borrow().get(i) {
+            let node = match self.polled.borrow().get(i) {
                 Some(node) => Rc::clone(node),
                 None => return progress,
             };
@@ -393,7 +374,7 @@ impl AioContext {
                     .idle_deadline
                     .set(now.saturating_add(POLL_IDLE_NS));
             } else if now > deadline {
-                self.unlist_polled(&node);
+                self.unlist(&node, registry);
                 if node.check_poll() {
                     push_poll_ready(ready, &node);
                     progress |= node.counts_as_progress();
@@ -404,12 +385,18 @@ impl AioContext {
         }
     }
 
+    /// Empties the list without ending poll mode (the context is dropped:
+    /// its handlers' polling is ended one by one).
+    pub(crate) fn clear(&self) {
+        self.polled.borrow_mut().clear();
+    }
+
     /// Calls `f` on each live polled handler. The list is re-borrowed for
     /// every node, so `f` may change it.
-    fn for_each_polled(&self, mut f: impl FnMut(&Rc<Node>)) {
+    fn for_each(&self, mut f: impl FnMut(&Rc<Node>)) {
         let mut i = 0;
         loop {
-            let node = match self.inner.polled.borrow().get(i) {
+            let node = match self.polled.borrow().get(i) {
                 Some(node) => Rc::clone(node),
                 None => return,
             };
@@ -426,9 +413,4 @@ fn push_poll_ready(ready: &mut Vec<ReadyEvent>, node: &Node) {
         token: node.token(),
         readiness: Readiness::POLL_READY,
     });
-}
-
-/// A timeout in nanoseconds (`None`: forever) as a monitor takes it.
-pub(crate) fn as_duration(timeout: Option<u64>) -> Option<Duration> {
-    timeout.map(Duration::from_nanos)
 }

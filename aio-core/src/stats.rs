@@ -2,9 +2,6 @@
 //! (how many waits blocked, how often busy polling found work).
 
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
-
-use crate::remote::Shared;
 
 /// A snapshot of a context's counters ([`AioContext::stats`](crate::AioContext::stats)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,41 +40,50 @@ pub struct Stats {
     pub max_poll_ns: u64,
 }
 
-/// The home thread's counters.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) iterations: Cell<u64>,
-    pub(crate) waits: Cell<u64>,
-    pub(crate) blocking_waits: Cell<u64>,
-    pub(crate) announced_blocks: Cell<u64>,
-    pub(crate) poll_hits: Cell<u64>,
-    pub(crate) poll_misses: Cell<u64>,
-    pub(crate) poll_refusals: Cell<u64>,
-    pub(crate) monitor_moves: Cell<u64>,
+/// What the home thread counts.
+#[derive(Clone, Copy)]
+pub(crate) enum Counter {
+    Iterations,
+    Waits,
+    BlockingWaits,
+    AnnouncedBlocks,
+    PollHits,
+    PollMisses,
+    PollRefusals,
+    MonitorMoves,
 }
 
+/// The home thread's counters, one per [`Counter`].
+#[derive(Default)]
+pub(crate) struct Counters([Cell<u64>; 8]);
+
 impl Counters {
-    pub(crate) fn bump(counter: &Cell<u64>) {
-        counter.set(counter.get() + 1);
+    pub(crate) fn bump(&self, counter: Counter) {
+        let cell = &self.0[counter as usize];
+        cell.set(cell.get() + 1);
+    }
+
+    pub(crate) fn get(&self, counter: Counter) -> u64 {
+        self.0[counter as usize].get()
     }
 
     pub(crate) fn snapshot(
         &self,
-        shared: &Shared,
+        doorbell_rings: u64,
         polled_handlers: usize,
         max_poll_ns: u64,
         peek_cost_ns: u64,
     ) -> Stats {
         Stats {
-            iterations: self.iterations.get(),
-            waits: self.waits.get(),
-            blocking_waits: self.blocking_waits.get(),
-            announced_blocks: self.announced_blocks.get(),
-            poll_hits: self.poll_hits.get(),
-            poll_misses: self.poll_misses.get(),
-            poll_refusals: self.poll_refusals.get(),
+            iterations: self.get(Counter::Iterations),
+            waits: self.get(Counter::Waits),
+            blocking_waits: self.get(Counter::BlockingWaits),
+            announced_blocks: self.get(Counter::AnnouncedBlocks),
+            poll_hits: self.get(Counter::PollHits),
+            poll_misses: self.get(Counter::PollMisses),
+            poll_refusals: self.get(Counter::PollRefusals),
             peek_cost_ns,
-            doorbell_rings: shared.doorbell_rings.load(Ordering::Relaxed),
+            doorbell_rings,
             polled_handlers,
             max_poll_ns,
         }

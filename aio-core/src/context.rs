@@ -36,7 +36,7 @@ use crate::timer::Timers;
 /// `Sync`). Its methods take `&self`, so callbacks, which receive
 /// `&AioContext`, can register and remove handlers, schedule work, and even
 /// call [`poll`](AioContext::poll) recursively. Other threads reach it
-/// through a [`Remote`].
+/// through a [`Remote`](crate::Remote).
 ///
 /// ```
 /// use std::{cell::Cell, rc::Rc};
@@ -401,7 +401,7 @@ impl AioContext {
     }
 
     /// Wakes the context if it is blocked, or makes its next blocking wait
-    /// return at once; the same as [`Remote::notify`].
+    /// return at once; the same as [`Remote::notify`](crate::Remote::notify).
     pub fn notify(&self) {
         self.inner.shared.notify();
     }

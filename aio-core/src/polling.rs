@@ -30,7 +30,7 @@ const POLL_START_NS: u64 = 4_000;
 /// list, where the monitor can show readiness by itself.
 pub(crate) const POLL_IDLE_NS: u64 = 7_000_000_000;
 
-/// Tuning of adaptive busy polling ([`AioContext::set_poll_params`]).
+/// Tuning of adaptive busy polling ([`AioContext::set_poll_params`](crate::AioContext::set_poll_params)).
 ///
 /// # When polling starts, and when it never does
 ///

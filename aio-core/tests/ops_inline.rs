@@ -77,3 +77,26 @@ fn a_cancelled_transfer_is_not_resubmitted_after_a_short_part() {
     }
     assert_eq!(got.borrow().iter().count(), 1);
 }
+
+#[test]
+fn an_outer_loop_runs_completed_operations() {
+    // prepare, check and dispatch as an outer event loop calls them: the
+    // completion that made prepare's timeout zero is run by dispatch.
+    let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
+        .ops_fallback(|_| Box::new(InlineEngine::new()))
+        .build()
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("aio-outer-ops-{}", std::process::id()));
+    std::fs::write(&path, b"0123").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let got = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let g = std::rc::Rc::clone(&got);
+    ctx.read_at(&file, Vec::with_capacity(4), 0, move |_, n, buf| {
+        *g.borrow_mut() = Some((n.unwrap(), buf));
+    });
+    assert_eq!(ctx.prepare().unwrap(), Some(std::time::Duration::ZERO));
+    assert!(ctx.check().unwrap(), "check sees the completion");
+    assert!(ctx.dispatch().unwrap(), "the callback counts as progress");
+    assert_eq!(*got.borrow(), Some((4, b"0123".to_vec())));
+}

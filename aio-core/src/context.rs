@@ -491,7 +491,8 @@ impl AioContext {
     /// Tells the monitor about a new node for an fd, then swaps it in.
     fn install(&self, make: impl FnOnce(crate::Token) -> Node) -> io::Result<()> {
         let inner = &self.inner;
-        let node = inner.registry.borrow_mut().reserve(make);
+        let spare = inner.nesting.spare_node();
+        let node = inner.registry.borrow_mut().reserve(make, spare);
         let (old_reg, new_reg) = {
             let registry = inner.registry.borrow();
             let old = registry

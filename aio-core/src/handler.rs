@@ -226,6 +226,12 @@ impl Node {
         }
     }
 
+    /// A node that serves nothing: what a removed handler's node holds
+    /// while it waits to be reused.
+    pub(crate) fn vacant() -> Node {
+        Node::new(-1, None, Token(0), FdHandler::new())
+    }
+
     /// The node of the context's own notifier: `drain` is its read callback.
     pub(crate) fn context_notifier(
         fd: RawFd,

@@ -54,11 +54,27 @@ impl Registry {
 
     /// Gives a node built by `make` a fresh token without registering it
     /// for its fd yet: the monitor is told first, then the registration is
-    /// [committed](Self::commit) or [abandoned](Self::abandon).
-    pub(crate) fn reserve(&mut self, make: impl FnOnce(Token) -> Node) -> Rc<Node> {
-        let key = self
-            .nodes
-            .insert_with_key(|key| Rc::new(make(token_of(key))));
+    /// [committed](Self::commit) or [abandoned](Self::abandon). The node
+    /// is built in `spare` (an emptied node that nothing else holds) if
+    /// there is one, so that it costs no allocation.
+    pub(crate) fn reserve(
+        &mut self,
+        make: impl FnOnce(Token) -> Node,
+        spare: Option<Rc<Node>>,
+    ) -> Rc<Node> {
+        let key = self.nodes.insert_with_key(|key| {
+            let node = make(token_of(key));
+            match spare {
+                Some(mut spare) => match Rc::get_mut(&mut spare) {
+                    Some(slot) => {
+                        *slot = node;
+                        spare
+                    }
+                    None => Rc::new(node),
+                },
+                None => Rc::new(node),
+            }
+        });
         Rc::clone(&self.nodes[key])
     }
 

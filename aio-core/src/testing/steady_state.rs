@@ -14,8 +14,11 @@ use crate::{
 };
 
 /// Non-blocking and blocking fd dispatch among 16 idle fds, a reused
-/// bottom half, interest turned off and on, a re-armed timer, a wait that times out, and a bottom half
-/// scheduled through [`RemoteBh`](crate::RemoteBh): none allocates.
+/// bottom half, interest turned off and on, a handler added and removed
+/// with a turn of the loop between (its callbacks capturing nothing that
+/// allocates), a re-armed timer, a wait that times out, and a
+/// bottom half scheduled through [`RemoteBh`](crate::RemoteBh): none
+/// allocates.
 ///
 /// # Panics
 ///
@@ -53,6 +56,17 @@ pub fn assert_iterations_do_not_allocate(monitor: Box<dyn FdMonitor>) {
         assert!(ctx.poll(false).unwrap());
     });
     assert_eq!(toggled, 0, "{name}: turning interest off and on allocated");
+
+    // A turn of the loop in each round, as a running loop has: io_uring
+    // queues registrations for its next wait, and that queue would grow.
+    let churned = EventNotifier::new().unwrap();
+    let churn = allocations_in(|| {
+        ctx.set_fd_handler(&churned, Some(FdHandler::new().on_read(|_| {})))
+            .unwrap();
+        ctx.poll(false).unwrap();
+        ctx.set_fd_handler(&churned, None).unwrap();
+    });
+    assert_eq!(churn, 0, "{name}: adding and removing a handler allocated");
 
     let bh = ctx.bh(|_| {});
     let bottom_half = allocations_in(|| {

@@ -123,7 +123,7 @@ impl From<RemoteJob> for Job {
 pub(crate) struct BottomHalves {
     entries: RefCell<SlotMap<BhKey, Rc<BhEntry>>>,
     /// Scheduled on the home thread since the last run.
-    pending: RefCell<Vec<Job>>,
+    pending: RefCell<VecDeque<Job>>,
     /// Being run; shared by nested `poll` calls.
     running: RefCell<VecDeque<Job>>,
     /// Swapped with the remote queue so that taking it allocates nothing.
@@ -214,7 +214,7 @@ impl BottomHalf {
             return;
         };
         if self.state.schedule(idle) == Some(true) {
-            inner.bhs.pending.borrow_mut().push(Job::Bh(self.key));
+            inner.bhs.pending.borrow_mut().push_back(Job::Bh(self.key));
         }
     }
 }
@@ -309,7 +309,7 @@ impl AioContext {
             .bhs
             .pending
             .borrow_mut()
-            .push(Job::Once(Box::new(f)));
+            .push_back(Job::Once(Box::new(f)));
     }
 
     /// The cap that scheduled bottom halves put on the next wait: zero for
@@ -341,11 +341,20 @@ impl AioContext {
     pub(crate) fn run_bottom_halves(&self) -> bool {
         let bhs = &self.inner.bhs;
         {
+            // Most iterations have nothing scheduled: look before moving.
             let mut running = bhs.running.borrow_mut();
-            running.extend(bhs.pending.borrow_mut().drain(..));
-            let mut spare = bhs.remote_spare.borrow_mut();
-            self.inner.shared.take_jobs(&mut spare);
-            running.extend(spare.drain(..).map(Job::from));
+            let mut pending = bhs.pending.borrow_mut();
+            if running.is_empty() {
+                // The usual case: no parent `poll` left jobs unfinished.
+                std::mem::swap(&mut *running, &mut *pending);
+            } else if !pending.is_empty() {
+                running.extend(pending.drain(..));
+            }
+            if self.inner.shared.has_jobs() {
+                let mut spare = bhs.remote_spare.borrow_mut();
+                self.inner.shared.take_jobs(&mut spare);
+                running.extend(spare.drain(..).map(Job::from));
+            }
         }
         let mut progress = false;
         loop {
@@ -373,7 +382,7 @@ impl AioContext {
             // Running further up the stack (a nested poll from its own
             // callback): it runs again once that call has returned.
             entry.state.restore(idle);
-            self.inner.bhs.pending.borrow_mut().push(Job::Bh(key));
+            self.inner.bhs.pending.borrow_mut().push_back(Job::Bh(key));
             return false;
         };
         callback(self);

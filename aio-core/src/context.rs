@@ -343,6 +343,7 @@ impl AioContext {
     /// one. A monitor that cannot be set up, or that refuses a registration,
     /// leaves the context where it is, with the reason in its backend
     /// report; the move is not tried again.
+    #[inline]
     pub(crate) fn upgrade_if_due(&self) {
         let migration = &self.inner.migration;
         let Some((upgrade, opened)) = migration.open_due_upgrade(|| self.handler_count()) else {

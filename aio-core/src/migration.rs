@@ -132,6 +132,7 @@ impl Migration {
     /// Sets up the monitor of the planned upgrade, if the context serves
     /// enough handlers (`handlers` is asked only if an upgrade is planned).
     /// The plan is used up: returns it, and the monitor or why not.
+    #[inline]
     pub(crate) fn open_due_upgrade(
         &self,
         handlers: impl FnOnce() -> usize,

@@ -101,7 +101,15 @@ impl Nesting {
 
     /// Drops the callbacks of removed handlers; called when the outermost
     /// level ends its dispatch, and as it returns.
+    #[inline]
     pub(crate) fn free_deferred(&self) {
+        if !self.deferred.borrow().is_empty() {
+            self.free_deferred_now();
+        }
+    }
+
+    #[cold]
+    fn free_deferred_now(&self) {
         let deferred = std::mem::take(&mut *self.deferred.borrow_mut());
         for node in deferred {
             self.recycle(node);

@@ -59,7 +59,11 @@ impl NotifyState {
     /// Accepts (clears) a pending notification before the work it announces
     /// is looked at. Returns whether one was pending.
     pub(crate) fn accept(&self) -> bool {
-        self.notified.swap(false, Ordering::AcqRel)
+        // Most iterations find none, and a load is much cheaper than the
+        // locked swap. A notification that lands after the load stays
+        // pending, as one after the swap would: the next iteration accepts
+        // it, and a blocking one does not block on it.
+        self.notified.load(Ordering::Relaxed) && self.notified.swap(false, Ordering::AcqRel)
     }
 
     /// Whether a notification is pending; what busy polling watches.

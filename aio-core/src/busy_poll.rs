@@ -65,6 +65,49 @@ impl AioContext {
         self.inner.window.params()
     }
 
+    /// The start of a blocking pass whose polled handlers have work already
+    /// (a loop serving back-to-back requests): one round over their `poll`
+    /// callbacks before anything else. If one says yes, the pass does not
+    /// block, so it needs no fresh clock reading (it reuses the last, see
+    /// `PollWindow::reuse_clock`) and no window: returns the pass and its
+    /// window's result. `None` if it cannot be taken that way, or no
+    /// callback said yes; the pass then starts as usual.
+    pub(crate) fn hit_at_once(
+        &self,
+        ready: &mut Vec<ReadyEvent>,
+        blocking: bool,
+    ) -> Option<(Pass, Window)> {
+        let inner = &*self.inner;
+        let window = &inner.window;
+        // Requests queued for the kernel go with the window's first wait,
+        // which this pass would skip.
+        // A pass that would not run a window does not start one either, and
+        // one whose window must peek at the monitor goes through the peek
+        // gate's accounting.
+        if !blocking
+            || !window.polls_at_once()
+            || inner.monitor.borrow_mut().pending() == Pending::Submit
+            || window.length(None) == 0
+            || self.window_needs_peek()
+        {
+            return None;
+        }
+        let now = window.reuse_clock()?;
+        window.enter_mode();
+        let (found, user_work) = window.poll_round(ready, now, self.is_external_disabled());
+        if !found {
+            return None;
+        }
+        inner.counters.bump(Counter::PollHits);
+        let window = Window {
+            end: WindowEnd::Hit,
+            user_work,
+            spent: 0,
+            now,
+        };
+        Some((self.pass_at(now, Some(0)), window))
+    }
+
     /// Busy-polls before the wait of `pass`, if polling is on and possible.
     /// Work found goes on `ready`: `poll_ready` entries, or, from a peek at
     /// the monitor, ready fds. A pass that may not block asks each polled

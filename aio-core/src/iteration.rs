@@ -1,6 +1,8 @@
-//! One iteration of the loop, `AioContext::poll`, read top to bottom: start
-//! a [`Pass`] (its number, the clock readings, the timeout), busy poll, leave poll
-//! mode and announce the block only if the loop really blocks, wait, then
+//! One iteration of the loop, `AioContext::poll`, read top to bottom: take
+//! work a polled handler has at once (no clock reading, no window), or
+//! start a [`Pass`] (its number, the clock readings, the timeout) and busy
+//! poll; leave poll mode and announce the block only if the loop really
+//! blocks, wait, then
 //! the dispatch phase (`dispatch.rs`) that an outer loop's `dispatch`
 //! shares. Also the two ways the loop asks the monitor: the pass's wait and
 //! a zero-timeout wait.
@@ -47,9 +49,14 @@ impl AioContext {
             self.upgrade_if_due();
         }
         let mut ready = inner.nesting.ready_list();
-        let mut pass = self.begin_pass(blocking);
-
-        let window = self.busy_poll(&mut ready.events, &pass)?;
+        let (mut pass, window) = match self.hit_at_once(&mut ready.events, blocking) {
+            Some(hit) => hit,
+            None => {
+                let pass = self.begin_pass(blocking);
+                let window = self.busy_poll(&mut ready.events, &pass)?;
+                (pass, window)
+            }
+        };
         let mut progress = window.user_work;
         pass.now = window.now;
         pass.timeout = match window.end {
@@ -78,13 +85,13 @@ impl AioContext {
     /// `blocking`).
     fn begin_pass(&self, blocking: bool) -> Pass {
         let inner = &*self.inner;
-        inner.counters.bump(Counter::Iterations);
-        let iteration = inner.nesting.next_iteration();
         // A clock reading costs tens of nanoseconds: a non-blocking
         // iteration with polling off has no use for one (timers read it
         // themselves, and only when one is armed).
         let start = if blocking || inner.window.is_on() {
-            inner.clock.now_ns()
+            let now = inner.clock.now_ns();
+            inner.window.note_clock(now);
+            now
         } else {
             0
         };
@@ -93,8 +100,16 @@ impl AioContext {
         } else {
             Some(0)
         };
+        self.pass_at(start, timeout)
+    }
+
+    /// Counts and numbers a pass that starts at `start` and may wait for
+    /// `timeout`.
+    pub(crate) fn pass_at(&self, start: u64, timeout: Option<u64>) -> Pass {
+        let inner = &*self.inner;
+        inner.counters.bump(Counter::Iterations);
         Pass {
-            iteration,
+            iteration: inner.nesting.next_iteration(),
             start,
             now: start,
             timeout,

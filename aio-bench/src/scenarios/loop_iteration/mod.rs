@@ -20,7 +20,9 @@
 //!
 //! The `K` idle eventfds are shared by every variant (they are never
 //! written); each variant has an active eventfd of its own. A summary puts
-//! the medians side by side by `K`.
+//! the medians side by side by `K`, and a last group takes one iteration
+//! apart (`breakdown.rs`: a clock reading, an empty pass, a bottom half, a
+//! timer check, a poll hit at once and one through the window).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -37,6 +39,7 @@ use crate::report::{Group, ScenarioReport, Summary, Target, ratio};
 use crate::scenarios::check_done;
 use crate::sys;
 
+mod breakdown;
 mod raw_uring;
 
 /// The numbers of idle fds measured, `K`.
@@ -75,7 +78,7 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
     } else {
         IDLE_COUNTS
     };
-    env.progress.scenario("loop-iteration", counts.len());
+    env.progress.scenario("loop-iteration", counts.len() + 1);
     let mut groups = Vec::new();
     for &idle in counts {
         groups.push(run_one(env, idle)?);
@@ -126,6 +129,7 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
         }
     }
     let summary = summary(counts, &groups);
+    groups.push(breakdown::run(env)?);
     Ok(ScenarioReport {
         name: "loop-iteration".to_owned(),
         about: ABOUT.to_owned(),

@@ -43,14 +43,26 @@ pub fn retry<T>(
     timeout: Option<Duration>,
     mut attempt: impl FnMut(Option<Duration>) -> io::Result<Option<T>>,
 ) -> io::Result<Option<T>> {
+    // The clock is read only when a retry needs what remains: a zero
+    // timeout (a loop's non-blocking iterations) and forever read it never,
+    // a finite timeout once before its first attempt.
+    if timeout == Some(Duration::ZERO) {
+        return match attempt(timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            result => result,
+        };
+    }
     let deadline = Deadline::after(timeout);
+    // A timeout past what `Instant` can hold is forever from the start.
+    let mut left = deadline.0.and(timeout);
     loop {
-        match attempt(deadline.remaining()) {
+        match attempt(left) {
             Ok(Some(found)) => return Ok(Some(found)),
             Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
             _ => {}
         }
-        if deadline.has_passed() {
+        left = deadline.remaining();
+        if left.is_some_and(|left| left.is_zero()) {
             return Ok(None);
         }
     }
@@ -69,10 +81,6 @@ impl Deadline {
     fn remaining(self) -> Option<Duration> {
         self.0
             .map(|at| at.saturating_duration_since(Instant::now()))
-    }
-
-    fn has_passed(self) -> bool {
-        self.remaining().is_some_and(|left| left.is_zero())
     }
 }
 

@@ -58,9 +58,9 @@ fn main() -> io::Result<()> {
             })
             .collect();
         for client in clients {
-            client.await.map_err(io::Error::other)??;
+            client.await??;
         }
-        server.await.map_err(io::Error::other)??;
+        server.await??;
         let elapsed = start.elapsed();
         let total = CLIENTS * REQUESTS;
         println!(

@@ -148,3 +148,12 @@ impl fmt::Display for JoinError {
 }
 
 impl std::error::Error for JoinError {}
+
+/// For `?` in functions that return `io::Result`: an error of kind `Other`
+/// whose message says whether the task was cancelled or what it panicked
+/// with (the panic's payload itself is dropped: it is not `Sync`).
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> std::io::Error {
+        std::io::Error::other(e.to_string())
+    }
+}

@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 
 use futures_io::{AsyncRead, AsyncWrite};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketAddrArg, SocketFlags, SocketType};
+use rustix::net::addr::SocketAddrArg;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::Async;
 

@@ -140,7 +140,10 @@ fn a_panicking_task_gives_its_handle_the_panic_and_the_loop_goes_on() {
     assert_eq!(err.panic_message(), Some("task failed on purpose"));
     assert_eq!(rt.block_on(other).unwrap().unwrap(), 7);
     // And new tasks still run.
-    assert_eq!(rt.block_on(spawn_local(async { 1 })).unwrap().unwrap(), 1);
+    assert_eq!(
+        rt.block_on(rt.spawn_local(async { 1 })).unwrap().unwrap(),
+        1
+    );
 }
 
 #[test]
@@ -220,7 +223,7 @@ fn block_on_inside_a_task_or_a_loop_callback_is_an_error() {
 #[test]
 #[should_panic(expected = "spawn_local needs a runtime")]
 fn spawn_local_outside_a_runtime_panics_with_what_to_do() {
-    let _ = spawn_local(async {});
+    drop(spawn_local(async {}));
 }
 
 #[test]

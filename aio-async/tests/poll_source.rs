@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aio::prelude::*;
 use aio_async::{PollSource, Runtime};
+use aio_core::Stats;
 use aio_core::testing::Watchdog;
 
 /// A counter fed by another thread, which notifies only when the consumer

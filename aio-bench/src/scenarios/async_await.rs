@@ -218,7 +218,7 @@ fn spawn_group(env: &Env<'_>) -> io::Result<Group> {
         variants.push(Variant::new(BLOCKING, move |n| {
             rt.block_on(async {
                 for _ in 0..n {
-                    spawn_local(async {}).await.map_err(io::Error::other)?;
+                    spawn_local(async {}).await?;
                 }
                 Ok(())
             })?

@@ -8,12 +8,11 @@ use std::future::poll_fn;
 use std::io;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use aio_core::{AioContext, EventNotifier, FdHandler};
 
 use crate::current;
-use crate::waiter::Waiter;
 
 type Check = Box<dyn FnMut() -> bool>;
 type Hook = Box<dyn FnMut()>;
@@ -59,7 +58,8 @@ pub struct PollSource {
 }
 
 struct Shared {
-    waiter: Waiter,
+    /// The waiting task's waker, while one waits.
+    waker: RefCell<Option<Waker>>,
     check: RefCell<Check>,
     begin: RefCell<Option<Hook>>,
     end: RefCell<Option<Hook>>,
@@ -76,7 +76,7 @@ impl PollSource {
     pub fn new(check: impl FnMut() -> bool + 'static) -> io::Result<PollSource> {
         Ok(PollSource {
             shared: Rc::new(Shared {
-                waiter: Waiter::default(),
+                waker: RefCell::new(None),
                 check: RefCell::new(Box::new(check)),
                 begin: RefCell::new(None),
                 end: RefCell::new(None),
@@ -122,15 +122,22 @@ impl PollSource {
     ///
     /// As for `ready`.
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if (*self.shared.check.borrow_mut())() {
-            self.shared.waiter.clear();
+        if self.shared.check() {
+            self.shared.waker.borrow_mut().take();
             return Poll::Ready(Ok(()));
         }
-        let ctx = match self.context() {
-            Ok(ctx) => ctx,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        self.shared.waiter.poll(&ctx, cx).map(Ok)
+        if let Err(e) = self.context() {
+            return Poll::Ready(Err(e));
+        }
+        // Armed before the loop looks again: its next `check` (busy
+        // polling, the last look before it blocks, or the notifier's
+        // event) wakes this task if there is work by then.
+        let mut waker = self.shared.waker.borrow_mut();
+        match &mut *waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     fn context(&self) -> io::Result<Rc<AioContext>> {
@@ -145,26 +152,48 @@ impl PollSource {
         let (check, ready) = (shared.clone(), shared.clone());
         let (begin, end) = (shared.clone(), shared.clone());
         FdHandler::new()
-            .on_read(move |ctx| {
+            .on_read(move |_ctx| {
+                // Cleared first, then checked: work pushed before a
+                // notification that this clears is seen by the check, and
+                // a notification after it leaves the notifier readable.
                 let _ = notifier.test_and_clear();
-                if let Some(s) = shared.upgrade() {
-                    s.waiter.fire(ctx);
+                if let Some(s) = shared.upgrade()
+                    && s.is_waiting()
+                    && s.check()
+                {
+                    s.wake();
                 }
             })
             .on_poll(
-                move || {
-                    check.upgrade().is_some_and(|s| {
-                        s.waiter.is_armed() && s.check.try_borrow_mut().is_ok_and(|mut c| (*c)())
-                    })
-                },
-                move |ctx| {
+                move || check.upgrade().is_some_and(|s| s.is_waiting() && s.check()),
+                move |_ctx| {
                     if let Some(s) = ready.upgrade() {
-                        s.waiter.fire(ctx);
+                        s.wake();
                     }
                 },
             )
             .on_poll_begin(move || run_hook(&begin, |s| &s.begin))
             .on_poll_end(move || run_hook(&end, |s| &s.end))
+    }
+}
+
+impl Shared {
+    /// The user's check; `false` while it is running already (a check that
+    /// polls the loop).
+    fn check(&self) -> bool {
+        self.check.try_borrow_mut().is_ok_and(|mut c| (*c)())
+    }
+
+    fn is_waiting(&self) -> bool {
+        self.waker.borrow().is_some()
+    }
+
+    /// Wakes the waiting task, if one waits.
+    fn wake(&self) {
+        let waker = self.waker.borrow_mut().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 

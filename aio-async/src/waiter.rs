@@ -1,5 +1,5 @@
 //! `Waiter`: one task waiting for a level-triggered event (an fd
-//! direction, a poll source), woken from a loop callback.
+//! direction), woken from a loop callback.
 //!
 //! Tasks run in the bottom-half phase, before the ready handlers of the
 //! same iteration are dispatched, and that readiness was seen by the wait
@@ -75,11 +75,6 @@ impl Waiter {
     /// waiting).
     pub(crate) fn clear(&self) {
         self.fired.set(false);
-    }
-
-    /// Whether a task waits.
-    pub(crate) fn is_armed(&self) -> bool {
-        self.armed_at.get().is_some()
     }
 }
 

@@ -44,13 +44,18 @@ use crate::spawner::Spawner;
 /// ```
 pub struct Runtime {
     exec: Rc<Executor>,
+    /// The waker of `block_on`'s future, made once: a `block_on` allocates
+    /// nothing of its own (they do not nest, so one is enough).
+    main_wake: Arc<MainWake>,
 }
 
 impl Runtime {
     /// A runtime on `ctx`.
     pub fn new(ctx: AioContext) -> Runtime {
+        let main_wake = Arc::new(MainWake::new(ctx.remote()));
         Runtime {
             exec: Executor::new(ctx),
+            main_wake,
         }
     }
 
@@ -90,8 +95,12 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> io::Result<F::Output> {
         let _blocking = Blocking::enter()?;
         let _current = Enter::new(&self.exec);
-        let wake = Arc::new(MainWake::new(self.context().remote()));
-        let waker = Waker::from(Arc::clone(&wake));
+        let wake = &self.main_wake;
+        // Polled first without waiting for a wake. A waker a future of an
+        // earlier `block_on` kept may still set the flag: that costs this
+        // future one extra poll, nothing more.
+        wake.woken.store(true, Ordering::Release);
+        let waker = Waker::from(Arc::clone(wake));
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
         loop {

@@ -37,8 +37,9 @@ type Hook = Box<dyn FnMut()>;
 /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
 /// use aio_async::{PollSource, Runtime};
 ///
-/// # let ctx = aio_core::AioContext::with_monitor(Box::new(aio_core::testing::SleepMonitor::new()))?;
-/// let rt = Runtime::new(ctx);
+/// # use aio::prelude::*;
+/// // A real monitor: the notifier is an fd that the loop watches.
+/// let rt = Runtime::new(AioContext::new()?);
 /// let produced = Arc::new(AtomicU64::new(0));
 /// let p = produced.clone();
 /// let source = PollSource::new(move || p.load(Ordering::Acquire) > 0)?;

@@ -27,6 +27,19 @@ use crate::queue::{RunQueue, TaskKind};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// A future that is not `Send` (here, one holding an `Rc`) does not
+/// compile:
+///
+/// ```compile_fail
+/// # fn main() -> std::io::Result<()> {
+/// # let ctx = aio_core::AioContext::with_monitor(Box::new(aio_core::testing::SleepMonitor::new()))?;
+/// let rt = aio_async::Runtime::new(ctx);
+/// let local = std::rc::Rc::new(1);
+/// let _task = rt.spawner().spawn(async move { *local });
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Spawner {
     queue: Arc<RunQueue>,

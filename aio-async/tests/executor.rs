@@ -270,3 +270,20 @@ fn a_self_waking_task_does_not_starve_an_fd_handler() {
     );
     rt.context().set_fd_handler(&notifier, None).unwrap();
 }
+
+#[test]
+fn a_runner_pass_polls_at_most_256_tasks_and_the_rest_next_iteration() {
+    let rt = runtime();
+    let polls = Rc::new(Cell::new(0u32));
+    for _ in 0..600 {
+        let p = polls.clone();
+        rt.spawn_local(async move { p.set(p.get() + 1) }).detach();
+    }
+    let mut per_iteration = Vec::new();
+    while polls.get() < 600 {
+        let before = polls.get();
+        rt.context().poll(false).unwrap();
+        per_iteration.push(polls.get() - before);
+    }
+    assert_eq!(per_iteration, [256, 256, 88]);
+}

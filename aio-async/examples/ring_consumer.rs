@@ -54,7 +54,10 @@ impl Ring {
     }
 
     fn has_work(&self) -> bool {
-        self.tail.load(Ordering::Relaxed) != self.head.load(Ordering::Acquire)
+        // SeqCst: with the producer's store of `head` and load of
+        // `wants_notify`, and poll_end's store of it, either the loop's last
+        // check sees the item or the producer notifies.
+        self.tail.load(Ordering::Relaxed) != self.head.load(Ordering::SeqCst)
     }
 }
 

@@ -92,6 +92,9 @@ impl<T: AsFd> Async<T> {
     /// Waits until the fd is readable (or hung up, or in error). Readiness
     /// seen before this call does not count: try the I/O first (as
     /// [`read_with`](Async::read_with) does), and wait when it would block.
+    /// Like other runtimes' `readable`, it can return while the fd is not
+    /// readable (an event that came for an earlier wait that was dropped):
+    /// treat `WouldBlock` from the I/O as "wait again".
     ///
     /// # Errors
     ///

@@ -159,3 +159,40 @@ fn connecting_to_a_closed_port_fails_with_the_error() {
     let err = rt.block_on(TcpStream::connect(port)).unwrap().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
 }
+
+#[test]
+fn a_unix_stream_connects_without_blocking_the_loop() {
+    let rt = runtime();
+    let dir = std::env::temp_dir().join(format!("aio-async-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let _dog = Watchdog::arm("a Unix connect and one echo", Duration::from_secs(30));
+    let mut stream = rt.block_on(UnixStream::connect(&path)).unwrap().unwrap();
+    // The connection is in the listener's backlog: accept does not block.
+    let (accepted, _) = listener.accept().unwrap();
+    std::io::Write::write_all(&mut &accepted, b"hello").unwrap();
+    let got = rt
+        .block_on(async {
+            let mut buf = [0; 5];
+            stream.read_exact(&mut buf).await.map(|()| buf)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, b"hello");
+    drop(listener);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn connecting_a_unix_stream_to_no_listener_fails_with_the_error() {
+    let rt = runtime();
+    let path = std::env::temp_dir().join(format!("aio-async-nobody-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let err = rt
+        .block_on(UnixStream::connect(&path))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use aio_core::{AioContext, EventNotifier, FdHandler};
 
-use crate::current;
+use crate::current::{self, Binding};
 
 type Check = Box<dyn FnMut() -> bool>;
 type Hook = Box<dyn FnMut()>;
@@ -65,7 +65,7 @@ struct Shared {
     begin: RefCell<Option<Hook>>,
     end: RefCell<Option<Hook>>,
     /// The context it is registered with, from its first wait on.
-    ctx: OnceCell<Weak<AioContext>>,
+    ctx: OnceCell<Binding>,
 }
 
 impl PollSource {
@@ -194,6 +194,9 @@ impl Shared {
         let waker = self.waker.borrow_mut().take();
         if let Some(waker) = waker {
             waker.wake();
+            if let Some(binding) = self.ctx.get() {
+                binding.kick();
+            }
         }
     }
 }
@@ -209,7 +212,7 @@ fn run_hook(shared: &Weak<Shared>, hook: impl Fn(&Shared) -> &RefCell<Option<Hoo
 
 impl Drop for PollSource {
     fn drop(&mut self) {
-        if let Some(ctx) = self.shared.ctx.get().and_then(Weak::upgrade) {
+        if let Some(ctx) = self.shared.ctx.get().and_then(Binding::context) {
             let _ = ctx.set_fd_handler(&*self.notifier, None);
         }
     }

@@ -55,53 +55,30 @@ pub(crate) fn expect_executor(what: &str) -> Rc<Executor> {
     })
 }
 
-/// The error for a future polled outside a runtime.
-fn not_in_runtime() -> io::Error {
-    io::Error::other(
-        "aio-async: this future must be polled by an aio_async::Runtime \
-         (inside block_on or a spawned task)",
-    )
+/// The current runtime's context, for a future's first poll.
+pub(crate) fn context() -> io::Result<Weak<AioContext>> {
+    executor().map(|e| e.context_weak()).ok_or_else(|| {
+        io::Error::other(
+            "aio-async: this future must be polled by an aio_async::Runtime \
+             (inside block_on or a spawned task)",
+        )
+    })
 }
 
-/// What a registration (an fd, a poll source) is bound to: the context of
-/// the runtime that first used it, and that runtime's executor, to kick
-/// when a callback wakes a task ([`Executor::kick`]).
-pub(crate) struct Binding {
-    ctx: Weak<AioContext>,
-    exec: Weak<Executor>,
-}
-
-impl Binding {
-    /// The context, while it lives.
-    pub(crate) fn context(&self) -> Option<Rc<AioContext>> {
-        self.ctx.upgrade()
-    }
-
-    /// Has the runtime run the task just woken in this iteration.
-    pub(crate) fn kick(&self) {
-        if let Some(exec) = self.exec.upgrade() {
-            exec.kick();
-        }
-    }
-}
-
-/// The context a registration is bound to: the current runtime's, bound at
-/// first use by `register`, which registers with it; afterwards the same
-/// one, while it lives.
+/// The context a registration (an fd, a poll source) is bound to: the
+/// current runtime's, bound at first use by `register`, which registers
+/// with it; afterwards the same one, while it lives.
 pub(crate) fn bound_context(
-    cell: &OnceCell<Binding>,
+    cell: &OnceCell<Weak<AioContext>>,
     register: impl FnOnce(&AioContext) -> io::Result<()>,
 ) -> io::Result<Rc<AioContext>> {
-    if let Some(binding) = cell.get() {
-        return binding.context().ok_or_else(gone);
+    if let Some(weak) = cell.get() {
+        return weak.upgrade().ok_or_else(gone);
     }
-    let exec = executor().ok_or_else(not_in_runtime)?;
-    let ctx = exec.context_weak().upgrade().ok_or_else(gone)?;
+    let weak = context()?;
+    let ctx = weak.upgrade().ok_or_else(gone)?;
     register(&ctx)?;
-    let _ = cell.set(Binding {
-        ctx: Rc::downgrade(&ctx),
-        exec: Rc::downgrade(&exec),
-    });
+    let _ = cell.set(weak);
     Ok(ctx)
 }
 

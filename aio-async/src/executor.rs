@@ -9,7 +9,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::Waker;
 
-use aio_core::{AioContext, BottomHalf, Timer};
+use aio_core::{AioContext, BottomHalf};
 use futures_lite::FutureExt;
 use slab::Slab;
 
@@ -27,12 +27,7 @@ pub(crate) struct Executor {
     ctx: Rc<AioContext>,
     pub(crate) queue: Arc<RunQueue>,
     /// Kept for as long as the executor: dropping it deletes the runner.
-    runner: BottomHalf,
-    /// The runner's shortcut: a timer that a loop callback arms, already
-    /// expired, when it wakes a task, so that the task runs in the timer
-    /// phase of the same iteration instead of the next iteration's
-    /// bottom-half phase (see [`Executor::kick`]).
-    kick: Timer,
+    _runner: BottomHalf,
     /// A waker of every live local task, so that the runtime's drop can
     /// have each future dropped here, on the home thread.
     active: RefCell<Slab<Waker>>,
@@ -42,26 +37,15 @@ impl Executor {
     pub(crate) fn new(ctx: AioContext) -> Rc<Executor> {
         let ctx = Rc::new(ctx);
         Rc::new_cyclic(|weak: &Weak<Executor>| {
-            let w = weak.clone();
+            let weak = weak.clone();
             let runner = ctx.bh(move |_ctx| {
-                if let Some(exec) = w.upgrade() {
-                    exec.run_pass();
-                }
-            });
-            let w = weak.clone();
-            let kick = ctx.timer(move |_ctx| {
-                if let Some(exec) = w.upgrade() {
-                    // This pass runs what the runner would have: it need
-                    // not run, nor keep the next wait from blocking. A
-                    // wake after the pass starts schedules it again.
-                    exec.runner.cancel();
+                if let Some(exec) = weak.upgrade() {
                     exec.run_pass();
                 }
             });
             Executor {
                 queue: Arc::new(RunQueue::new(runner.remote())),
-                runner,
-                kick,
+                _runner: runner,
                 ctx,
                 active: RefCell::new(Slab::new()),
             }
@@ -103,19 +87,6 @@ impl Executor {
         drop(active);
         runnable.schedule();
         JoinHandle::new(task)
-    }
-
-    /// Runs the woken tasks in this iteration's timer phase, if called
-    /// before it: from an fd handler, a `poll_ready` or an operation's
-    /// completion (they run in the dispatch phase, and a wake from there
-    /// would otherwise wait for the next iteration's bottom halves: an
-    /// iteration more per wake-up). The wake has scheduled the runner as
-    /// usual; the kick's pass unschedules it. Called from the timer phase
-    /// itself, the pass comes at the next iteration, as the runner's would.
-    pub(crate) fn kick(&self) {
-        if !self.kick.is_armed() {
-            self.kick.arm_at_ns(0);
-        }
     }
 
     /// Polls the tasks queued when the pass starts (at most

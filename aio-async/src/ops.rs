@@ -13,20 +13,17 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use aio_core::{AioContext, IoBuf, IoBufMut, OpHandle};
 
 use crate::current;
-use crate::executor::Executor;
 
 /// Where an operation's completion lands.
 struct Slot<T> {
     output: RefCell<Option<T>>,
     waker: RefCell<Option<Waker>>,
-    /// The runtime that started the operation, kicked on completion.
-    exec: RefCell<Weak<Executor>>,
 }
 
 impl<T> Slot<T> {
@@ -35,9 +32,6 @@ impl<T> Slot<T> {
         let waker = self.waker.borrow_mut().take();
         if let Some(waker) = waker {
             waker.wake();
-            if let Some(exec) = self.exec.borrow().upgrade() {
-                exec.kick();
-            }
         }
     }
 }
@@ -65,7 +59,6 @@ impl<'fd, T: 'static> Op<'fd, T> {
             slot: Rc::new(Slot {
                 output: RefCell::new(None),
                 waker: RefCell::new(None),
-                exec: RefCell::new(Weak::new()),
             }),
             handle: None,
         }
@@ -84,7 +77,6 @@ impl<T: 'static> Future for Op<'_, T> {
         *this.slot.waker.borrow_mut() = Some(cx.waker().clone());
         if let Some(start) = this.start.take() {
             let exec = current::expect_executor("an operation");
-            *this.slot.exec.borrow_mut() = Rc::downgrade(&exec);
             let fd = this.fd.as_raw_fd();
             this.handle = Some(start(exec.context(), fd, Rc::clone(&this.slot)));
         }

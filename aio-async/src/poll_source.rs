@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use aio_core::{AioContext, EventNotifier, FdHandler};
 
-use crate::current::{self, Binding};
+use crate::current;
 
 type Check = Box<dyn FnMut() -> bool>;
 type Hook = Box<dyn FnMut()>;
@@ -65,7 +65,7 @@ struct Shared {
     begin: RefCell<Option<Hook>>,
     end: RefCell<Option<Hook>>,
     /// The context it is registered with, from its first wait on.
-    ctx: OnceCell<Binding>,
+    ctx: OnceCell<Weak<AioContext>>,
 }
 
 impl PollSource {
@@ -194,9 +194,6 @@ impl Shared {
         let waker = self.waker.borrow_mut().take();
         if let Some(waker) = waker {
             waker.wake();
-            if let Some(binding) = self.ctx.get() {
-                binding.kick();
-            }
         }
     }
 }
@@ -212,7 +209,7 @@ fn run_hook(shared: &Weak<Shared>, hook: impl Fn(&Shared) -> &RefCell<Option<Hoo
 
 impl Drop for PollSource {
     fn drop(&mut self) {
-        if let Some(ctx) = self.shared.ctx.get().and_then(Binding::context) {
+        if let Some(ctx) = self.shared.ctx.get().and_then(Weak::upgrade) {
             let _ = ctx.set_fd_handler(&*self.notifier, None);
         }
     }

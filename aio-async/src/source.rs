@@ -11,12 +11,12 @@
 use std::cell::{Cell, OnceCell};
 use std::io;
 use std::os::fd::RawFd;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use aio_core::{AioContext, FdHandler, Interest};
 
-use crate::current::{self, Binding};
+use crate::current;
 use crate::waiter::{Fired, Waiter};
 
 /// A direction of an fd.
@@ -38,7 +38,7 @@ impl Direction {
 pub(crate) struct Source {
     fd: RawFd,
     /// The context it is registered with, from its first use on.
-    ctx: OnceCell<Binding>,
+    ctx: OnceCell<Weak<AioContext>>,
     interest: Cell<Interest>,
     read: Waiter,
     write: Waiter,
@@ -119,13 +119,7 @@ impl Source {
     }
 
     fn on_event(&self, ctx: &AioContext, dir: Direction) {
-        let fired = self.waiter(dir).fire(ctx);
-        if fired == Fired::Woken
-            && let Some(binding) = self.ctx.get()
-        {
-            binding.kick();
-        }
-        if fired == Fired::Unwatched {
+        if self.waiter(dir).fire(ctx) == Fired::Unwatched {
             let interest = self.interest.get();
             let other = match dir {
                 Direction::Read if interest.is_writable() => Interest::WRITABLE,
@@ -149,7 +143,7 @@ impl Source {
     /// Removes the fd's handler, if it was registered and the context is
     /// still there.
     pub(crate) fn deregister(&self) {
-        if let Some(ctx) = self.ctx.get().and_then(Binding::context) {
+        if let Some(ctx) = self.ctx.get().and_then(Weak::upgrade) {
             let _ = ctx.set_fd_handler(self.fd, None);
         }
     }

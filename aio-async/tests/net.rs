@@ -196,38 +196,3 @@ fn connecting_a_unix_stream_to_no_listener_fails_with_the_error() {
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 }
-
-/// A task woken by its fd's handler (dispatch phase) runs in the timer
-/// phase of the same iteration, not at the next one's bottom halves: one
-/// iteration per wake-up, also when the loop is driven by hand.
-#[test]
-fn a_task_woken_by_its_fd_runs_in_the_same_iteration() {
-    let rt = runtime();
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let b = Async::new(b).unwrap();
-    let got = std::rc::Rc::new(std::cell::Cell::new(0u8));
-    let g = got.clone();
-    rt.spawn_local(async move {
-        let mut byte = [0u8; 1];
-        b.read_with(|mut s| std::io::Read::read(&mut s, &mut byte))
-            .await
-            .unwrap();
-        g.set(byte[0]);
-    })
-    .detach();
-    // The task runs, finds nothing to read and waits.
-    rt.context().poll(false).unwrap();
-    assert_eq!(got.get(), 0);
-    std::io::Write::write_all(&mut &a, &[7]).unwrap();
-    let _dog = Watchdog::arm("a task woken by its fd", Duration::from_secs(30));
-    let before = rt.context().stats().iterations;
-    while got.get() == 0 {
-        rt.context().poll(true).unwrap();
-    }
-    assert_eq!(got.get(), 7);
-    assert_eq!(
-        rt.context().stats().iterations - before,
-        1,
-        "the task ran an iteration after its fd's event"
-    );
-}

@@ -12,6 +12,7 @@ use crate::env::Env;
 use crate::report::ScenarioReport;
 
 pub mod allocations;
+pub mod async_await;
 pub mod bottom_half;
 pub mod churn;
 pub mod loop_iteration;
@@ -49,11 +50,14 @@ pub enum Scenario {
     /// 4 KiB random reads through the operations API (the ring, the
     /// thread pool) against io_uring by hand, tokio's way and `pread`.
     Ops,
+    /// The async layer against tokio's current-thread runtime: socket
+    /// ping-pong (polling off and on), spawn + join, same-thread wake.
+    Async,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::PingPong,
         Scenario::LoopIteration,
         Scenario::Churn,
@@ -63,6 +67,7 @@ impl Scenario {
         Scenario::Allocations,
         Scenario::Nbd,
         Scenario::Ops,
+        Scenario::Async,
     ];
 
     /// The name used on the command line and in the report.
@@ -77,6 +82,7 @@ impl Scenario {
             Scenario::Allocations => "allocations",
             Scenario::Nbd => "nbd",
             Scenario::Ops => "ops",
+            Scenario::Async => "async",
         }
     }
 
@@ -97,6 +103,7 @@ impl Scenario {
             Scenario::Allocations => allocations::run(env),
             Scenario::Nbd => nbd::run(env),
             Scenario::Ops => ops::run(env),
+            Scenario::Async => async_await::run(env),
         }
     }
 }

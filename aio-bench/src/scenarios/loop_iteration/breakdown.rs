@@ -34,23 +34,28 @@ use crate::scenarios::check_done;
 /// The reference row: an empty pass.
 pub(super) const EMPTY: &str = "empty";
 
-/// A context on epoll whose one handler always has a request queued, which
-/// its `poll` callback sees on every `every`-th call, on the polled list
-/// already; and how many requests it served. Like a device, it kicks its
-/// eventfd as it leaves poll mode (the loop is about to block with the
-/// request still queued: a pass on a loaded machine can stall past
-/// `max_ns`, which resets the poll time), so no pass blocks for good; the
-/// read callback serves the request then.
+/// A context on epoll whose one handler is a device that always has a
+/// request queued, which its `poll` callback sees on every `every`-th call;
+/// and how many requests it served. Out of poll mode the device notifies:
+/// its eventfd stays readable while requests are queued, and the read
+/// callback serves one. So no pass can block for good, also when a pass
+/// that stalls past `max_ns` on a loaded machine resets the poll time and
+/// the loop leaves poll mode.
 fn polled(every: u64) -> io::Result<(AioContext, Rc<EventNotifier>, Rc<Cell<u64>>)> {
     let ctx = Monitor::Epoll.context(PollParams::IOTHREAD)?;
     let kick = Rc::new(EventNotifier::new()?);
     let (calls, served) = (Rc::new(Cell::new(0u64)), Rc::new(Cell::new(0u64)));
+    let polling = Rc::new(Cell::new(false));
     let (by_fd, by_poll) = (Rc::clone(&served), Rc::clone(&served));
     let (k, again) = (Rc::clone(&kick), Rc::clone(&kick));
+    let (p_read, p_begin, p_end) = (Rc::clone(&polling), Rc::clone(&polling), polling);
     let handler = FdHandler::new()
         .on_read(move |_| {
             if k.test_and_clear().unwrap_or(false) {
                 by_fd.set(by_fd.get() + 1);
+                if !p_read.get() {
+                    let _ = k.set(); // the next request, notified
+                }
             }
         })
         .on_poll(
@@ -60,7 +65,9 @@ fn polled(every: u64) -> io::Result<(AioContext, Rc<EventNotifier>, Rc<Cell<u64>
             },
             move |_| by_poll.set(by_poll.get() + 1),
         )
+        .on_poll_begin(move || p_begin.set(true))
         .on_poll_end(move || {
+            p_end.set(false);
             let _ = again.set();
         });
     ctx.set_fd_handler(&*kick, Some(handler))?;

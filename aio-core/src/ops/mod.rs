@@ -16,7 +16,9 @@ mod engine;
 mod file;
 mod raw;
 mod request;
+mod syscall;
 mod table;
+mod transfer;
 mod vectored;
 
 use std::cell::RefCell;

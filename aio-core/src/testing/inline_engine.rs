@@ -56,11 +56,14 @@ impl InlineEngine {
         self.requests.get()
     }
 
-    fn cut(&self, len: u32) -> usize {
-        match self.short {
-            0 => len as usize,
-            short => (len as usize).min(short),
+    /// `request`, its transfer cut to at most the short length.
+    fn cut(&self, mut request: OpRequest) -> OpRequest {
+        if let OpRequest::Read { len, .. } | OpRequest::Write { len, .. } = &mut request
+            && self.short != 0
+        {
+            *len = (*len).min(u32::try_from(self.short).unwrap_or(u32::MAX));
         }
+        request
     }
 }
 
@@ -83,68 +86,13 @@ impl OpEngine for InlineEngine {
             });
             return Ok(());
         }
-        let result = match *request {
-            OpRequest::Read {
-                fd,
-                buf,
-                len,
-                offset,
-            } => {
-                let len = self.cut(len);
-                // SAFETY: the caller keeps `buf` valid for `len` bytes until
-                // the completion is taken; the cut only shortens it.
-                unsafe { libc::pread(fd, buf.cast(), len, offset as libc::off_t) }
-            }
-            OpRequest::Write {
-                fd,
-                buf,
-                len,
-                offset,
-            } => {
-                let len = self.cut(len);
-                // SAFETY: as for the read.
-                unsafe { libc::pwrite(fd, buf.cast(), len, offset as libc::off_t) }
-            }
-            OpRequest::Readv {
-                fd,
-                iov,
-                iovcnt,
-                offset,
-            } => {
-                // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
-                // describe writable buffers, by us alone, for the call.
-                unsafe { libc::preadv(fd, iov, iovcnt as i32, offset as libc::off_t) }
-            }
-            OpRequest::Writev {
-                fd,
-                iov,
-                iovcnt,
-                offset,
-            } => {
-                // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
-                // describe readable buffers, unchanged, for the call.
-                unsafe { libc::pwritev(fd, iov, iovcnt as i32, offset as libc::off_t) }
-            }
-            OpRequest::Fsync { fd, datasync } => {
-                // SAFETY: fsync and fdatasync take only an fd.
-                let rc = unsafe {
-                    if datasync {
-                        libc::fdatasync(fd)
-                    } else {
-                        libc::fsync(fd)
-                    }
-                };
-                rc as isize
-            }
-            OpRequest::Raw { .. } => return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
-        };
-        let result = if result < 0 {
-            -io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO)
-        } else {
-            result as i32
-        };
+        if request.kind() == OpKind::Raw {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
+        let request = self.cut(*request);
+        // SAFETY: the caller keeps the memory the request points to valid,
+        // and ours, until its completion is taken; the cut only shortens it.
+        let result = unsafe { request.execute() };
         self.done.push(OpCompletion { id, result });
         Ok(())
     }

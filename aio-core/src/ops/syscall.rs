@@ -1,0 +1,130 @@
+//! A request carried out by a plain, blocking system call: what an engine
+//! without a ring (a thread pool's worker, the test engine) does with it.
+
+use std::io;
+
+use super::OpRequest;
+
+impl OpRequest {
+    /// Makes the system call this request asks for, on the calling thread,
+    /// and returns its result as an io_uring completion carries it: the
+    /// byte count (or 0) on success, the negated errno on failure.
+    ///
+    /// A read or write at an offset on a pipe or a socket (which have
+    /// none, `ESPIPE`) is made as a plain `read` or `write`, as io_uring
+    /// does. A raw request cannot be made this way: `-EOPNOTSUPP`.
+    ///
+    /// # Safety
+    ///
+    /// The memory the request points to is valid as the request describes
+    /// it (a read's buffers writable, a write's readable, for their
+    /// lengths) and nobody else touches it during the call.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::fd::AsRawFd;
+    /// use aio_core::OpRequest;
+    ///
+    /// let (reader, mut writer) = std::io::pipe()?;
+    /// writer.write_all(b"ping")?;
+    /// let mut buf = [0u8; 8];
+    /// let request = OpRequest::Read { fd: reader.as_raw_fd(), buf: buf.as_mut_ptr(), len: 8, offset: 0 };
+    /// // SAFETY: `buf` is ours and writable for its 8 bytes during the call.
+    /// let n = unsafe { request.execute() };
+    /// assert_eq!(&buf[..n as usize], b"ping");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub unsafe fn execute(&self) -> i32 {
+        let result = match *self {
+            OpRequest::Read {
+                fd,
+                buf,
+                len,
+                offset,
+            } => at_offset_or_not(
+                // SAFETY: the caller vouches that `buf` is writable for
+                // `len` bytes, by us alone, for the call.
+                || unsafe { libc::pread(fd, buf.cast(), len as usize, offset as libc::off_t) },
+                // SAFETY: as for the pread.
+                || unsafe { libc::read(fd, buf.cast(), len as usize) },
+            ),
+            OpRequest::Write {
+                fd,
+                buf,
+                len,
+                offset,
+            } => at_offset_or_not(
+                // SAFETY: the caller vouches that `buf` is readable for
+                // `len` bytes, unchanged, for the call.
+                || unsafe { libc::pwrite(fd, buf.cast(), len as usize, offset as libc::off_t) },
+                // SAFETY: as for the pwrite.
+                || unsafe { libc::write(fd, buf.cast(), len as usize) },
+            ),
+            OpRequest::Readv {
+                fd,
+                iov,
+                iovcnt,
+                offset,
+            } => at_offset_or_not(
+                // SAFETY: the caller vouches that the `iovcnt` iovecs at
+                // `iov` describe writable buffers, by us alone, for the call.
+                || unsafe { libc::preadv(fd, iov, iovcnt as libc::c_int, offset as libc::off_t) },
+                // SAFETY: as for the preadv.
+                || unsafe { libc::readv(fd, iov, iovcnt as libc::c_int) },
+            ),
+            OpRequest::Writev {
+                fd,
+                iov,
+                iovcnt,
+                offset,
+            } => at_offset_or_not(
+                // SAFETY: the caller vouches that the `iovcnt` iovecs at
+                // `iov` describe readable buffers, unchanged, for the call.
+                || unsafe { libc::pwritev(fd, iov, iovcnt as libc::c_int, offset as libc::off_t) },
+                // SAFETY: as for the pwritev.
+                || unsafe { libc::writev(fd, iov, iovcnt as libc::c_int) },
+            ),
+            OpRequest::Fsync { fd, datasync } => {
+                // SAFETY: fsync and fdatasync take only an fd.
+                let rc = unsafe {
+                    if datasync {
+                        libc::fdatasync(fd)
+                    } else {
+                        libc::fsync(fd)
+                    }
+                };
+                rc as isize
+            }
+            OpRequest::Raw { .. } => return -libc::EOPNOTSUPP,
+        };
+        if result < 0 {
+            -errno_or_eio()
+        } else {
+            // A request carries at most `u32::MAX` bytes, and the core
+            // sends at most 2^30: the count fits.
+            i32::try_from(result).unwrap_or(i32::MAX)
+        }
+    }
+}
+
+/// The positioned call's result, or, on a pipe or a socket, which have no
+/// offset (`ESPIPE`), the plain call's, as io_uring does.
+fn at_offset_or_not(positioned: impl FnOnce() -> isize, plain: impl FnOnce() -> isize) -> isize {
+    match positioned() {
+        n if n < 0 && errno() == libc::ESPIPE => plain(),
+        n => n,
+    }
+}
+
+/// The calling thread's errno (0 if none).
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// The calling thread's errno, after a call that failed.
+fn errno_or_eio() -> i32 {
+    match errno() {
+        0 => libc::EIO,
+        e => e,
+    }
+}

@@ -117,7 +117,12 @@ impl OpEngine for Pool {
     fn supports(&self, kind: OpKind) -> bool {
         matches!(
             kind,
-            OpKind::Read | OpKind::Write | OpKind::Readv | OpKind::Writev | OpKind::Fsync
+            OpKind::Read
+                | OpKind::Write
+                | OpKind::Readv
+                | OpKind::Writev
+                | OpKind::Fsync
+                | OpKind::Call
         )
     }
 

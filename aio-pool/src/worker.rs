@@ -30,7 +30,8 @@ pub(crate) struct SendRequest(pub(crate) OpRequest);
 // before it reports the completion, and the pool's drop joins every worker
 // before it returns; so the memory is never touched from two threads at
 // once, nor after it may have been freed. The plain values (fd, length,
-// offset) are safe to move anywhere.
+// offset) are safe to move anywhere, and a call's closure is `Send`
+// (`AioContext::run_blocking` asks it to be).
 unsafe impl Send for SendRequest {}
 
 /// A job in the queue.

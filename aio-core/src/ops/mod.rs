@@ -10,6 +10,7 @@
 //! never given back, or freed, while the kernel or a worker may still
 //! touch it.
 
+mod blocking;
 mod buf;
 mod dispatch;
 mod engine;
@@ -103,7 +104,9 @@ impl AioContext {
 
     /// Sends operation `id`'s request to the monitor's engine if it takes
     /// the kind, else to the fallback; if neither can, the operation
-    /// completes with the error at the next iteration.
+    /// completes with the error at the next iteration (`EAGAIN` for an
+    /// engine short of room for now, which transfers and syncs take as a
+    /// cue to send again).
     pub(crate) fn send(&self, id: OpId) {
         let inner = &*self.inner;
         let Some((request, _)) = inner.ops.table.borrow_mut().request(id) else {
@@ -134,7 +137,15 @@ impl AioContext {
         match result {
             Ok(()) => inner.ops.table.borrow_mut().set_route(id, route),
             Err(e) => {
-                let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                let errno = match e.raw_os_error().unwrap_or(libc::EIO) {
+                    // The engine is short of room or memory for the moment
+                    // (a full submission queue whose submit the kernel
+                    // refused): the operation sees `EAGAIN` at the next
+                    // iteration and sends its request again; none is
+                    // dropped.
+                    libc::EBUSY | libc::ENOMEM | libc::EINTR => libc::EAGAIN,
+                    errno => errno,
+                };
                 inner.ops.table.borrow_mut().set_route(id, Route::Refused);
                 inner
                     .ops

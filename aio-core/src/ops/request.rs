@@ -52,6 +52,8 @@ pub enum OpKind {
     Fsync,
     /// A backend's own request, filled in by its caller.
     Raw,
+    /// A blocking closure, for an engine with threads of its own.
+    Call,
 }
 
 /// One request, as the core hands it to an engine.
@@ -114,6 +116,16 @@ pub enum OpRequest {
         /// `fdatasync` rather than `fsync`.
         datasync: bool,
     },
+    /// Call a blocking closure (the context's
+    /// [`run_blocking`](crate::AioContext::run_blocking)): `call(data)`,
+    /// once, on a thread that may block; what it returns is the result.
+    /// The closure is `Send`: any thread may make the call.
+    Call {
+        /// The closure's entry point.
+        call: unsafe fn(*mut ()) -> i32,
+        /// What it is called with.
+        data: *mut (),
+    },
     /// A ring backend's raw request, the 64 bytes of an io_uring
     /// submission queue entry, whose `user_data` the engine sets.
     Raw {
@@ -131,6 +143,7 @@ impl OpRequest {
             OpRequest::Readv { .. } => OpKind::Readv,
             OpRequest::Writev { .. } => OpKind::Writev,
             OpRequest::Fsync { .. } => OpKind::Fsync,
+            OpRequest::Call { .. } => OpKind::Call,
             OpRequest::Raw { .. } => OpKind::Raw,
         }
     }

@@ -12,7 +12,8 @@ impl OpRequest {
     ///
     /// A read or write at an offset on a pipe or a socket (which have
     /// none, `ESPIPE`) is made as a plain `read` or `write`, as io_uring
-    /// does. A raw request cannot be made this way: `-EOPNOTSUPP`.
+    /// does. A call runs its closure. A raw request cannot be made this
+    /// way: `-EOPNOTSUPP`.
     ///
     /// # Safety
     ///
@@ -95,6 +96,9 @@ impl OpRequest {
                 };
                 rc as isize
             }
+            // SAFETY: the caller vouches for `data` as the request's
+            // memory, which is what `call` expects.
+            OpRequest::Call { call, data } => return unsafe { call(data) },
             OpRequest::Raw { .. } => return -libc::EOPNOTSUPP,
         };
         if result < 0 {

@@ -27,6 +27,9 @@ pub struct InlineEngine {
     short: usize,
     /// Answer `EAGAIN` to every n-th request first (0: never).
     eagain_every: u32,
+    /// Refuse every n-th push with this errno (n = 0: never).
+    refuse_every: (u32, i32),
+    pushes: u32,
     requests: Cell<u32>,
 }
 
@@ -48,6 +51,15 @@ impl InlineEngine {
     #[must_use]
     pub fn eagain_every(mut self, n: u32) -> InlineEngine {
         self.eagain_every = n;
+        self
+    }
+
+    /// Refuses every `n`-th push with `errno`, as a ring whose full
+    /// submission queue the kernel would not take (`EBUSY`, `ENOMEM`,
+    /// `EAGAIN`) does: the request is not queued.
+    #[must_use]
+    pub fn refuse_every(mut self, n: u32, errno: i32) -> InlineEngine {
+        self.refuse_every = (n, errno);
         self
     }
 
@@ -77,6 +89,12 @@ impl OpEngine for InlineEngine {
     }
 
     unsafe fn push(&mut self, id: OpId, request: &OpRequest) -> io::Result<()> {
+        self.pushes = self.pushes.wrapping_add(1);
+        if let (n @ 1.., errno) = self.refuse_every
+            && self.pushes.is_multiple_of(n)
+        {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         let n = self.requests.get().wrapping_add(1);
         self.requests.set(n);
         if self.eagain_every != 0 && n.is_multiple_of(self.eagain_every) {

@@ -35,8 +35,8 @@ pub struct Pool {
 
 impl Pool {
     /// A pool for the context behind `remote`, with the default options: at
-    /// most [`DEFAULT_MAX_WORKERS`] workers, idle ones leaving after
-    /// [`DEFAULT_IDLE_TIMEOUT`]. No worker starts before the first job.
+    /// most [`DEFAULT_MAX_WORKERS`](crate::DEFAULT_MAX_WORKERS) workers, idle ones leaving after
+    /// [`DEFAULT_IDLE_TIMEOUT`](crate::DEFAULT_IDLE_TIMEOUT). No worker starts before the first job.
     ///
     /// ```
     /// use aio_core::{AioContext, testing::SleepMonitor};

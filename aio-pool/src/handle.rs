@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::worker::{Job, Shared};
 
-/// A handle to a [`Pool`], for any thread: its counters, and blocking
+/// A handle to a [`Pool`](crate::Pool), for any thread: its counters, and blocking
 /// closures to run on its workers. It does not keep the workers alive: once
 /// the pool is dropped, the counters stay where they were and new closures
-/// are refused. It does hold the context's [`Remote`] (a handle that
+/// are refused. It does hold the context's [`Remote`](aio_core::Remote) (a handle that
 /// outlives the context keeps its doorbell open, as a `Remote` does).
 ///
 /// ```

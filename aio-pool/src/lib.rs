@@ -13,7 +13,7 @@
 //!   remains of a short transfer, and after `EAGAIN` or `EINTR`;
 //! * completions wait in one list that the home thread takes after each
 //!   wait; the worker whose completion finds the list empty wakes the
-//!   context through its [`Remote`], so a burst of completions costs one
+//!   context through its [`Remote`](aio_core::Remote), so a burst of completions costs one
 //!   wake-up, not one per job;
 //! * a request cancelled before a worker took it never runs, and completes
 //!   with `ECANCELED`; one that is running finishes and reports its result;

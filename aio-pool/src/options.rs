@@ -10,7 +10,7 @@ pub const DEFAULT_MAX_WORKERS: usize = 64;
 /// otherwise (QEMU's 10 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How a [`Pool`] sizes itself.
+/// How a [`Pool`](crate::Pool) sizes itself.
 ///
 /// ```
 /// use std::time::Duration;

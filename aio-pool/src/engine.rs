@@ -123,6 +123,10 @@ impl OpEngine for Pool {
                 | OpKind::Writev
                 | OpKind::Fsync
                 | OpKind::Call
+                | OpKind::Accept
+                | OpKind::Recv
+                | OpKind::Send
+                | OpKind::Connect
         )
     }
 
@@ -142,7 +146,13 @@ impl OpEngine for Pool {
                 .queue
                 .iter()
                 .position(|job| matches!(job, Job::Op(queued, _) if *queued == id));
-            at.and_then(|at| state.queue.remove(at))
+            let job = at.and_then(|at| state.queue.remove(at));
+            // A worker waiting on a socket for it gives up.
+            if let Some(waiting) = state.waiting.iter_mut().find(|w| w.id == id) {
+                waiting.cancelled = true;
+                waiting.wake();
+            }
+            job
         };
         if job.is_some() {
             // On the home thread, which sees `has_completions` before it
@@ -155,7 +165,8 @@ impl OpEngine for Pool {
                 false,
             );
         }
-        // Otherwise a worker runs it (or has run it): its result comes.
+        // Otherwise a worker runs it (or has run it), or gives up waiting
+        // for its socket: its result comes.
     }
 
     fn submit_now(&mut self) -> io::Result<()> {
@@ -179,12 +190,16 @@ impl OpEngine for Pool {
 
 impl Drop for Pool {
     /// Refuses further jobs, drops the queued ones without running them
-    /// (their completions are never reported), and joins every worker
-    /// after its running job (if any) has finished.
+    /// (their completions are never reported), stops the workers waiting
+    /// for a socket, and joins every worker after its running job (if any)
+    /// has finished.
     fn drop(&mut self) {
         let (queued, handles) = {
             let mut state = self.shared.lock_state();
             state.stopping = true;
+            for waiting in &state.waiting {
+                waiting.wake();
+            }
             (
                 std::mem::take(&mut state.queue),
                 std::mem::take(&mut state.handles),
@@ -213,6 +228,8 @@ mod tests {
         assert!(pool.supports(OpKind::Read));
         assert!(pool.supports(OpKind::Write));
         assert!(pool.supports(OpKind::Fsync));
+        assert!(pool.supports(OpKind::Recv));
+        assert!(pool.supports(OpKind::Accept));
         assert!(!pool.supports(OpKind::Raw));
         assert_eq!(pool.workers(), 0, "no worker before the first job");
     }

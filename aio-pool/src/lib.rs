@@ -1,8 +1,11 @@
 //! A thread pool that carries out an [`AioContext`](aio_core::AioContext)'s
 //! operations ([`read_at`](aio_core::AioContext::read_at),
 //! [`write_at`](aio_core::AioContext::write_at),
-//! [`fsync`](aio_core::AioContext::fsync) and
-//! [`fdatasync`](aio_core::AioContext::fdatasync)) when its monitor has no
+//! [`fsync`](aio_core::AioContext::fsync),
+//! [`fdatasync`](aio_core::AioContext::fdatasync),
+//! [`recv`](aio_core::AioContext::recv), [`send`](aio_core::AioContext::send),
+//! [`accept`](aio_core::AioContext::accept) and
+//! [`connect`](aio_core::AioContext::connect)) when its monitor has no
 //! engine of its own (epoll, poll), in the manner of QEMU's `thread-pool.c`:
 //!
 //! * workers start on demand, when a job is queued and no worker is idle,
@@ -11,6 +14,12 @@
 //! * a worker makes one plain system call per request and reports its raw
 //!   result (a byte count, or a negated errno); the core resubmits what
 //!   remains of a short transfer, and after `EAGAIN` or `EINTR`;
+//! * a socket request (accept, recv, send, connect) is made without
+//!   blocking in the call: while the socket is not ready the worker waits
+//!   in `poll(2)` on it and on its own eventfd, which a cancel of that
+//!   request or the pool's drop writes (`ECANCELED`), so no socket keeps a
+//!   worker past a cancel or the drop (it does hold the worker while it
+//!   waits);
 //! * completions wait in one list that the home thread takes after each
 //!   wait; the worker whose completion finds the list empty wakes the
 //!   context through its [`Remote`](aio_core::Remote), so a burst of completions costs one

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -61,6 +62,31 @@ pub(crate) struct State {
     /// The workers' threads, joined as they are dropped (finished ones are
     /// reaped when a new worker starts).
     pub(crate) handles: Vec<JoinHandle<()>>,
+    /// The socket requests that workers are waiting on, which a cancel or
+    /// the drop wakes.
+    pub(crate) waiting: Vec<Waiting>,
+}
+
+/// A worker waiting for a socket to be ready.
+pub(crate) struct Waiting {
+    /// The request it waits for.
+    pub(crate) id: OpId,
+    /// The worker's eventfd, which its `poll` watches too; open for as
+    /// long as this entry is in the list.
+    pub(crate) wake: RawFd,
+    /// A cancel came: the worker gives up with `ECANCELED`.
+    pub(crate) cancelled: bool,
+}
+
+impl Waiting {
+    /// Makes the worker's `poll` return.
+    pub(crate) fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: `wake` is an open eventfd (see the field) and the write
+        // reads 8 bytes from `one`. A full counter (EAGAIN) means the
+        // worker is already woken.
+        let _ = unsafe { libc::write(self.wake, (&raw const one).cast(), 8) };
+    }
 }
 
 /// What the pool, its handles and its workers share.
@@ -158,14 +184,22 @@ impl Shared {
     /// A worker's life: take jobs until none comes within the idle
     /// timeout, or the pool stops.
     pub(crate) fn work_loop(&self) {
+        // Made for the first socket request this worker waits on, kept for
+        // the next ones.
+        let mut wake = None;
         let mut state = self.lock_state();
         loop {
             if state.stopping {
                 break;
             }
             if let Some(job) = state.queue.pop_front() {
+                if let Job::Op(id, request) = &job
+                    && request.0.readiness().is_some()
+                {
+                    self.wait_listed(&mut state, *id, &mut wake);
+                }
                 drop(state);
-                self.run(job);
+                self.run(job, &mut wake);
                 state = self.lock_state();
                 state.returning -= 1;
                 continue;
@@ -203,12 +237,15 @@ impl Shared {
         state.workers -= 1;
     }
 
-    pub(crate) fn run(&self, job: Job) {
+    pub(crate) fn run(&self, job: Job, wake: &mut Option<OwnedFd>) {
         match job {
             Job::Op(id, request) => {
-                // SAFETY: see `SendRequest`: the memory stays valid and
-                // ours until the completion below is reported.
-                let result = unsafe { request.0.execute() };
+                let result = match request.0.readiness() {
+                    Some((fd, events)) => self.run_socket(id, &request.0, fd, events, &*wake),
+                    // SAFETY: see `SendRequest`: the memory stays valid and
+                    // ours until the completion below is reported.
+                    None => unsafe { request.0.execute() },
+                };
                 self.jobs_run.fetch_add(1, Ordering::Relaxed);
                 // Counted as returning before the completion goes out: the
                 // next job, queued as soon as it is seen, waits for this
@@ -224,6 +261,91 @@ impl Shared {
                 self.lock_state().returning += 1;
             }
         }
+    }
+
+    /// Lists the worker as waiting on socket request `id` (making its
+    /// eventfd if it has none yet; without one it is not listed, and the
+    /// request fails), under the lock the job was taken with: a cancel
+    /// from then on finds it.
+    fn wait_listed(&self, state: &mut State, id: OpId, wake: &mut Option<OwnedFd>) {
+        if wake.is_none() {
+            // SAFETY: eventfd takes no pointer; a new fd or -1.
+            let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if raw < 0 {
+                return;
+            }
+            // SAFETY: eventfd just made `raw`, which nothing else owns.
+            *wake = Some(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+        if let Some(wake) = wake {
+            // A wake-up meant for a request this worker finished before.
+            drain(wake.as_raw_fd());
+            state.waiting.push(Waiting {
+                id,
+                wake: wake.as_raw_fd(),
+                cancelled: false,
+            });
+        }
+    }
+
+    /// Carries out a socket request without blocking in it: the call is
+    /// made non-blocking, and while the socket is not ready the worker
+    /// waits in `poll(2)` on it and on its own eventfd, which a cancel of
+    /// this request, or the pool's drop, writes (`ECANCELED`). So no
+    /// socket holds a worker past a cancel or the drop.
+    fn run_socket(
+        &self,
+        id: OpId,
+        request: &OpRequest,
+        fd: RawFd,
+        events: i16,
+        wake: &Option<OwnedFd>,
+    ) -> i32 {
+        // Listed as waiting (with this eventfd) when the job was taken,
+        // under the same lock: a cancel from then on finds it.
+        let Some(wake_fd) = wake.as_ref().map(AsRawFd::as_raw_fd) else {
+            return -libc::EMFILE; // no eventfd: it could not be cancelled
+        };
+        let mut first = true;
+        let result = loop {
+            // SAFETY: see `SendRequest`: the memory stays valid and ours
+            // until the completion is reported, after this returns.
+            let result = unsafe { request.execute_nonblocking(first) };
+            first = false;
+            if result != -libc::EAGAIN {
+                break result;
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two pollfds, ours, for the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if n < 0 && last_errno() != libc::EINTR {
+                break -last_errno();
+            }
+            if fds[1].revents != 0 {
+                drain(wake_fd);
+            }
+            let state = self.lock_state();
+            let cancelled = state.waiting.iter().any(|w| w.id == id && w.cancelled);
+            if state.stopping || cancelled {
+                break -libc::ECANCELED;
+            }
+        };
+        let mut state = self.lock_state();
+        if let Some(at) = state.waiting.iter().position(|w| w.id == id) {
+            state.waiting.swap_remove(at);
+        }
+        result
     }
 
     /// Puts a completion on the list; the first of a burst wakes the
@@ -243,5 +365,21 @@ impl Shared {
             self.wakeups.fetch_add(1, Ordering::Relaxed);
             self.remote.notify();
         }
+    }
+}
+
+/// Empties eventfd `fd`'s counter (non-blocking: a no-op if it is 0).
+fn drain(fd: RawFd) {
+    let mut count: u64 = 0;
+    // SAFETY: `fd` is the worker's open eventfd and the read writes 8
+    // bytes into `count`.
+    let _ = unsafe { libc::read(fd, (&raw mut count).cast(), 8) };
+}
+
+/// The calling thread's errno, after a call that failed (EIO if none).
+fn last_errno() -> i32 {
+    match io::Error::last_os_error().raw_os_error() {
+        Some(0) | None => libc::EIO,
+        Some(e) => e,
     }
 }

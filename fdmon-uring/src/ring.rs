@@ -284,6 +284,10 @@ impl Ring {
             readv: probe.is_supported(opcode::Readv::CODE),
             writev: probe.is_supported(opcode::Writev::CODE),
             fsync: probe.is_supported(opcode::Fsync::CODE),
+            accept: probe.is_supported(opcode::Accept::CODE),
+            recv: probe.is_supported(opcode::Recv::CODE),
+            send: probe.is_supported(opcode::Send::CODE),
+            connect: probe.is_supported(opcode::Connect::CODE),
             cancel: probe.is_supported(opcode::AsyncCancel::CODE),
             ..Default::default()
         })

@@ -72,7 +72,7 @@ impl AioContext {
         match step {
             None => false, // a slot reused since: not this owner's
             Some(Step::Again) => {
-                self.send(completion.id);
+                self.send_request(completion.id);
                 false
             }
             Some(Step::Done) => {

@@ -17,6 +17,7 @@ mod engine;
 mod file;
 mod raw;
 mod request;
+mod socket;
 mod syscall;
 mod table;
 mod transfer;
@@ -93,7 +94,7 @@ impl AioContext {
         let inserted = self.inner.ops.table.borrow_mut().insert(op, Route::Refused);
         match inserted {
             Ok(id) => {
-                self.send(id);
+                self.send_request(id);
                 handle(id)
             }
             // The table is full (2^32 operations): the caller's closure is
@@ -107,7 +108,7 @@ impl AioContext {
     /// completes with the error at the next iteration (`EAGAIN` for an
     /// engine short of room for now, which transfers and syncs take as a
     /// cue to send again).
-    pub(crate) fn send(&self, id: OpId) {
+    pub(crate) fn send_request(&self, id: OpId) {
         let inner = &*self.inner;
         let Some((request, _)) = inner.ops.table.borrow_mut().request(id) else {
             return;

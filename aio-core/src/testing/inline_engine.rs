@@ -85,7 +85,12 @@ impl OpEngine for InlineEngine {
     }
 
     fn supports(&self, kind: OpKind) -> bool {
-        kind != OpKind::Raw
+        // Not a socket's requests: made on the home thread, one that is not
+        // ready would block the loop.
+        !matches!(
+            kind,
+            OpKind::Raw | OpKind::Accept | OpKind::Recv | OpKind::Send | OpKind::Connect
+        )
     }
 
     unsafe fn push(&mut self, id: OpId, request: &OpRequest) -> io::Result<()> {
@@ -104,7 +109,7 @@ impl OpEngine for InlineEngine {
             });
             return Ok(());
         }
-        if request.kind() == OpKind::Raw {
+        if !self.supports(request.kind()) {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
         let request = self.cut(*request);

@@ -42,7 +42,7 @@ pub use sim::{SimMonitor, SimWorld};
 pub use sleep::SleepMonitor;
 pub use steady_state::{
     assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate,
-    assert_operations_do_not_allocate,
+    assert_operations_do_not_allocate, assert_socket_operations_do_not_allocate,
 };
 pub use test_monitor::{Calls, TestMonitor};
 pub use thread_probe::ThreadProbe;

@@ -186,14 +186,12 @@ impl OpEngine for Pool {
         into.append(&mut done);
         self.shared.has_done.store(false, Ordering::Release);
     }
-}
 
-impl Drop for Pool {
     /// Refuses further jobs, drops the queued ones without running them
     /// (their completions are never reported), stops the workers waiting
     /// for a socket, and joins every worker after its running job (if any)
-    /// has finished.
-    fn drop(&mut self) {
+    /// has finished. The completions reported until then stay to be taken.
+    fn close(&mut self) {
         let (queued, handles) = {
             let mut state = self.shared.lock_state();
             state.stopping = true;
@@ -211,6 +209,14 @@ impl Drop for Pool {
         for handle in handles {
             let _ = handle.join();
         }
+    }
+}
+
+impl Drop for Pool {
+    /// As [`close`](OpEngine::close): the queued jobs dropped unrun, the
+    /// workers waiting on a socket stopped, every worker joined.
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

@@ -472,3 +472,35 @@ fn run_blocking_returns_the_closures_value_home_and_can_be_cancelled() {
     assert!(panicked.to_string().contains("panicked"), "{panicked}");
     assert_eq!(pool.jobs_run(), 2, "the first and the panicking closure");
 }
+
+/// A connection accepted (its completion reported) but not yet dispatched
+/// when the context is dropped: no callback runs, and the accepted socket
+/// is closed with the context, not leaked: the client sees the end of the
+/// stream. One worker, so a closure queued after the accept runs only once
+/// the accept's completion is reported: the handshake.
+#[test]
+fn a_connection_accepted_as_the_context_is_dropped_is_closed() {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    let _dog = Watchdog::arm("an accepted connection closed by the context's drop", LIMIT);
+    let (ctx, pool) = context(options(1));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    ctx.accept(&listener, move |_, _| r.set(r.get() + 1));
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.spawn_blocking(move || tx.send(()).unwrap()).unwrap();
+    rx.recv_timeout(LIMIT)
+        .expect("the worker to be past the accept");
+    assert_eq!(ctx.ops_in_flight(), 1, "completed, not yet dispatched");
+    drop(ctx);
+    assert_eq!(runs.get(), 0, "no callback after the drop");
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        client.read(&mut byte).unwrap(),
+        0,
+        "the accepted end was closed"
+    );
+    drop(listener);
+}

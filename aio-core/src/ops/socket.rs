@@ -107,7 +107,10 @@ struct Accept<F> {
     fd: RawFd,
     room: SockAddrRoom,
     len: libc::socklen_t,
-    result: i32,
+    /// The new socket, owned from its completion on: closed if the
+    /// operation is dropped without its callback (the context's drop).
+    accepted: Option<OwnedFd>,
+    error: i32,
     done: F,
 }
 
@@ -129,18 +132,23 @@ where
         if again(result) {
             return Step::Again;
         }
-        self.result = result;
+        if result >= 0 {
+            // SAFETY: the kernel (or the worker) accepted a connection
+            // whose new fd is the result: nothing else owns it.
+            self.accepted = Some(unsafe { OwnedFd::from_raw_fd(result) });
+        } else {
+            self.error = -result;
+        }
         Step::Done
     }
 
     fn finish(self, ctx: &AioContext) {
-        let outcome = if self.result < 0 {
-            Err(io::Error::from_raw_os_error(-self.result))
-        } else {
-            // SAFETY: the kernel (or the worker) accepted a connection
-            // whose new fd is the result: nothing else owns it.
-            let fd = unsafe { OwnedFd::from_raw_fd(self.result) };
-            Ok((fd, self.room.address(self.len)))
+        let outcome = match self.accepted {
+            Some(fd) => Ok((fd, self.room.address(self.len))),
+            None => Err(io::Error::from_raw_os_error(match self.error {
+                0 => libc::EIO,
+                e => e,
+            })),
         };
         (self.done)(ctx, outcome);
     }
@@ -266,8 +274,8 @@ impl AioContext {
     /// accepts: the worker is held while it waits, but a
     /// [cancel](OpHandle::cancel) or the context's drop stops it
     /// (`ECANCELED`) on both paths. `done` always runs, once, as for
-    /// [`read_at`](AioContext::read_at). If the context is dropped just as
-    /// a connection is accepted, that connection's fd may be leaked.
+    /// [`read_at`](AioContext::read_at). A connection accepted as the
+    /// context is dropped is closed with it.
     pub fn accept<F>(&self, fd: impl FdSource, done: F) -> OpHandle
     where
         F: FnOnce(&AioContext, io::Result<(OwnedFd, Option<SocketAddr>)>) + 'static,
@@ -276,7 +284,8 @@ impl AioContext {
             fd: fd.raw_fd(),
             room: SockAddrRoom::empty(),
             len: 0,
-            result: 0,
+            accepted: None,
+            error: 0,
             done,
         })
     }

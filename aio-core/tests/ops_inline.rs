@@ -138,3 +138,36 @@ fn run_blocking_on_the_inline_engine_returns_the_value() {
     ctx.run_until(|| got.get().is_some()).unwrap();
     assert_eq!(got.get(), Some(42));
 }
+
+/// The inline engine does not take socket requests (made on the home
+/// thread, one that is not ready would block the loop): it says so, and a
+/// receive on a context with only that engine completes with `EOPNOTSUPP`
+/// rather than blocking.
+#[test]
+fn the_inline_engine_refuses_socket_requests_rather_than_block() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
+        .ops_fallback(|_| Box::new(InlineEngine::new()))
+        .build()
+        .unwrap();
+    for kind in [OpKind::Accept, OpKind::Recv, OpKind::Send, OpKind::Connect] {
+        assert_eq!(ctx.op_engine(kind), None, "{kind:?}");
+    }
+    assert_eq!(ctx.op_engine(OpKind::Read), Some("inline"));
+    let (ours, _theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let got = Rc::new(RefCell::new(None));
+    let g = Rc::clone(&got);
+    ctx.recv(&ours, Vec::with_capacity(8), move |_, n, buf| {
+        *g.borrow_mut() = Some((n.map_err(|e| e.raw_os_error()), buf.len()));
+    });
+    let _dog = aio_core::testing::Watchdog::arm(
+        "a refused receive's completion",
+        std::time::Duration::from_secs(60),
+    );
+    ctx.run_until(|| got.borrow().is_some()).unwrap();
+    assert_eq!(
+        got.borrow_mut().take(),
+        Some((Err(Some(libc::EOPNOTSUPP)), 0))
+    );
+}

@@ -213,6 +213,10 @@ impl OpRequest {
 
 /// Whether `fd` has any of `events` (or an error or hang-up) now.
 fn ready_now(fd: RawFd, events: i16) -> bool {
+    if fd < 0 {
+        // poll(2) would skip it, never ready: the call reports EBADF.
+        return true;
+    }
     let mut pollfd = libc::pollfd {
         fd,
         events,

@@ -238,9 +238,11 @@ pub fn accept_and_connect_over_loopback(h: &OpsHarness) {
     );
 }
 
-/// A receive from a bad fd fails with `EBADF`, one from a file that is
-/// not a socket with `ENOTSOCK`; a send to a peer that has gone fails with
-/// `EPIPE` (and raises no `SIGPIPE`, which would end the test process).
+/// A receive, send, accept or connect on a negative fd fails with
+/// `EBADF` (never waits: `poll` would skip the fd), a receive from a file
+/// that is not a socket with `ENOTSOCK`; a send to a peer that has gone
+/// fails with `EPIPE` (and raises no `SIGPIPE`, which would end the test
+/// process).
 pub fn socket_errors_come_back_as_errors(h: &OpsHarness) {
     let ctx = h.context();
     let got = Rc::new(RefCell::new(Vec::new()));
@@ -259,17 +261,39 @@ pub fn socket_errors_come_back_as_errors(h: &OpsHarness) {
         g.borrow_mut()
             .push(("gone", n.map_err(|e| e.raw_os_error()), buf.len()));
     });
-    run_until(&ctx, "three failing socket requests", || {
-        got.borrow().len() == 3
+    let g = Rc::clone(&got);
+    ctx.send(-1, vec![1u8; 8], move |_, n, buf| {
+        g.borrow_mut()
+            .push(("send bad", n.map_err(|e| e.raw_os_error()), buf.len()));
+    });
+    let g = Rc::clone(&got);
+    ctx.accept(-1, move |_, r| {
+        g.borrow_mut()
+            .push(("accept bad", r.map(|_| 0).map_err(|e| e.raw_os_error()), 0));
+    });
+    let g = Rc::clone(&got);
+    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    ctx.connect(-1, addr, move |_, r| {
+        g.borrow_mut().push((
+            "connect bad",
+            r.map(|()| 0).map_err(|e| e.raw_os_error()),
+            0,
+        ));
+    });
+    run_until(&ctx, "six failing socket requests", || {
+        got.borrow().len() == 6
     });
     let mut got = got.borrow().clone();
     got.sort();
     assert_eq!(
         got,
         [
+            ("accept bad", Err(Some(libc::EBADF)), 0),
             ("bad", Err(Some(libc::EBADF)), 0),
+            ("connect bad", Err(Some(libc::EBADF)), 0),
             ("file", Err(Some(libc::ENOTSOCK)), 0),
             ("gone", Err(Some(libc::EPIPE)), 1024),
+            ("send bad", Err(Some(libc::EBADF)), 8),
         ],
         "{}",
         h.name()

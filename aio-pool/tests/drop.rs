@@ -64,7 +64,7 @@ fn dropping_the_context_joins_every_worker_and_runs_no_callback() {
     let watcher = pool.clone();
     pool.spawn_blocking(move || {
         started_tx.send(()).unwrap();
-        wait_for("the pool's drop to begin", || watcher.is_closed());
+        assert!(watcher.wait_closed(LIMIT), "the pool's drop to begin");
     })
     .unwrap();
     started

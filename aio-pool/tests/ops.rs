@@ -397,3 +397,110 @@ fn the_pool_starts_no_more_workers_than_its_maximum_and_zero_means_one() {
     run_until(&ctx, "10 reads on one worker", || finished.get() == 10);
     assert_eq!(pool.workers(), 1);
 }
+
+/// `run_blocking` through the context: the closure runs on a worker (which
+/// may block), its value comes back to the home thread; a panic comes back
+/// as an error; one cancelled before a worker took it never runs.
+#[test]
+fn run_blocking_returns_the_closures_value_home_and_can_be_cancelled() {
+    let _dog = Watchdog::arm("blocking closures through the context", LIMIT);
+    let (ctx, pool) = context(options(1));
+    assert_eq!(ctx.op_engine(OpKind::Call), Some("thread pool"));
+    let home = std::thread::current().id();
+
+    // The only worker blocks in the first closure until the test lets it
+    // go: the second, queued behind it, is cancelled and never runs.
+    let (started_tx, started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    ctx.run_blocking(
+        move || {
+            started_tx.send(()).unwrap();
+            released
+                .recv_timeout(LIMIT)
+                .expect("the test to release it");
+            std::thread::current().name().map(str::to_owned)
+        },
+        move |_, name| {
+            assert_eq!(std::thread::current().id(), home, "done on the home thread");
+            g.borrow_mut()
+                .push(("blocked", name.map(|n| n.unwrap_or_default())));
+        },
+    );
+    started
+        .recv_timeout(LIMIT)
+        .expect("the worker to start the first closure");
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = ran.clone();
+    let g = got.clone();
+    let cancelled = ctx.run_blocking(
+        move || r.store(true, std::sync::atomic::Ordering::SeqCst),
+        move |_, outcome| {
+            g.borrow_mut().push((
+                "cancelled",
+                outcome.map(|()| String::new()).inspect_err(|e| {
+                    assert_eq!(e.raw_os_error(), Some(libc::ECANCELED));
+                }),
+            ));
+        },
+    );
+    let g = got.clone();
+    ctx.run_blocking(
+        || -> String { panic!("a closure that panics (expected in this test)") },
+        move |_, outcome| g.borrow_mut().push(("panicked", outcome)),
+    );
+    cancelled.cancel();
+    release.send(()).unwrap();
+    run_until(&ctx, "three closures' callbacks", || {
+        got.borrow().len() == 3
+    });
+
+    let got = got.borrow();
+    let find = |what| &got.iter().find(|g| g.0 == what).unwrap().1;
+    assert_eq!(
+        find("blocked").as_ref().unwrap(),
+        "aio-pool",
+        "ran on a worker"
+    );
+    assert!(find("cancelled").is_err(), "ECANCELED");
+    assert!(
+        !ran.load(std::sync::atomic::Ordering::SeqCst),
+        "the cancelled closure never ran"
+    );
+    let panicked = find("panicked").as_ref().unwrap_err();
+    assert!(panicked.to_string().contains("panicked"), "{panicked}");
+    assert_eq!(pool.jobs_run(), 2, "the first and the panicking closure");
+}
+
+/// A connection accepted (its completion reported) but not yet dispatched
+/// when the context is dropped: no callback runs, and the accepted socket
+/// is closed with the context, not leaked: the client sees the end of the
+/// stream. One worker, so a closure queued after the accept runs only once
+/// the accept's completion is reported: the handshake.
+#[test]
+fn a_connection_accepted_as_the_context_is_dropped_is_closed() {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    let _dog = Watchdog::arm("an accepted connection closed by the context's drop", LIMIT);
+    let (ctx, pool) = context(options(1));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    ctx.accept(&listener, move |_, _| r.set(r.get() + 1));
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.spawn_blocking(move || tx.send(()).unwrap()).unwrap();
+    rx.recv_timeout(LIMIT)
+        .expect("the worker to be past the accept");
+    assert_eq!(ctx.ops_in_flight(), 1, "completed, not yet dispatched");
+    drop(ctx);
+    assert_eq!(runs.get(), 0, "no callback after the drop");
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        client.read(&mut byte).unwrap(),
+        0,
+        "the accepted end was closed"
+    );
+    drop(listener);
+}

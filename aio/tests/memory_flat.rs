@@ -101,5 +101,6 @@ fn operations_do_not_allocate_on_the_ring_or_the_pool() {
             continue; // io_uring refused here: its own tests say so
         };
         aio_core::testing::assert_operations_do_not_allocate(&ctx);
+        aio_core::testing::assert_socket_operations_do_not_allocate(&ctx);
     }
 }

@@ -17,7 +17,15 @@ fn each_backend_says_which_engine_carries_its_operations() {
         (Backend::Poll, "thread pool"),
     ] {
         let ctx = context(backend).unwrap();
-        assert_eq!(ctx.op_engine(OpKind::Read), Some(engine), "{backend}");
+        for kind in [
+            OpKind::Read,
+            OpKind::Accept,
+            OpKind::Recv,
+            OpKind::Send,
+            OpKind::Connect,
+        ] {
+            assert_eq!(ctx.op_engine(kind), Some(engine), "{backend} {kind:?}");
+        }
         assert_eq!(
             ctx.op_engine(OpKind::Raw),
             None,
@@ -27,6 +35,9 @@ fn each_backend_says_which_engine_carries_its_operations() {
     if let Ok(ctx) = context(Backend::IoUring) {
         assert_eq!(ctx.op_engine(OpKind::Read), Some("io_uring"));
         assert_eq!(ctx.op_engine(OpKind::Fsync), Some("io_uring"));
+        for kind in [OpKind::Accept, OpKind::Recv, OpKind::Send, OpKind::Connect] {
+            assert_eq!(ctx.op_engine(kind), Some("io_uring"), "{kind:?}");
+        }
     }
 }
 

@@ -49,6 +49,8 @@ mod ring;
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use aio_core::{FdMonitor, Pending, ReadyEvent, Registration, deadline};
@@ -141,6 +143,26 @@ impl UringMonitor {
     /// measurements.
     pub fn enters(&self) -> u64 {
         self.ring.enters()
+    }
+
+    /// Fault injection, for tests: from now on every `every`-th
+    /// `io_uring_enter` that the monitor makes to free room in a full
+    /// submission queue for an operation fails with `errno` without
+    /// submitting anything, as a kernel short of memory or of completion
+    /// room refuses one (`EAGAIN`, `EBUSY`; `ENOMEM`). The operation is
+    /// then not queued, and the core sends it again at the next iteration.
+    /// Returns a counter of the refusals made.
+    ///
+    /// ```
+    /// use fdmon_uring::{UringMonitor, UringOptions};
+    ///
+    /// let mut monitor = UringMonitor::with_options(UringOptions::default().entries(4))?;
+    /// let refused = monitor.refuse_submits_every(3, libc::ENOMEM);
+    /// assert_eq!(refused.load(std::sync::atomic::Ordering::Relaxed), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn refuse_submits_every(&mut self, every: u32, errno: i32) -> Arc<AtomicU64> {
+        self.ring.refuse_room(every, errno)
     }
 
     /// How many fds are watched.

@@ -1,4 +1,6 @@
-//! The monitor's operations engine: reads, writes and syncs on the same
+//! The monitor's operations engine: reads, writes, syncs and socket
+//! requests (accept, recv, send, connect: the kernel waits for the socket
+//! itself, its fast poll, so they hold no thread) on the same
 //! ring as the fd registrations, so that they reach the kernel with the
 //! wait that also collects readiness, and their completions land in the
 //! same completion queue (told apart by `user_data`: an operation's id has
@@ -23,6 +25,10 @@ pub(crate) struct RingOps {
     pub(crate) readv: bool,
     pub(crate) writev: bool,
     pub(crate) fsync: bool,
+    pub(crate) accept: bool,
+    pub(crate) recv: bool,
+    pub(crate) send: bool,
+    pub(crate) connect: bool,
     pub(crate) cancel: bool,
 }
 
@@ -83,6 +89,33 @@ fn entry(id: OpId, request: &OpRequest) -> io::Result<squeue::Entry> {
             };
             opcode::Fsync::new(types::Fd(fd)).flags(flags).build()
         }
+        OpRequest::Accept {
+            fd,
+            addr,
+            addrlen,
+            flags,
+        } => opcode::Accept::new(types::Fd(fd), addr, addrlen)
+            .flags(flags)
+            .build(),
+        OpRequest::Recv {
+            fd,
+            buf,
+            len,
+            flags,
+        } => opcode::Recv::new(types::Fd(fd), buf, len)
+            .flags(flags)
+            .build(),
+        OpRequest::Send {
+            fd,
+            buf,
+            len,
+            flags,
+        } => opcode::Send::new(types::Fd(fd), buf, len)
+            .flags(flags | libc::MSG_NOSIGNAL)
+            .build(),
+        OpRequest::Connect { fd, addr, addrlen } => {
+            opcode::Connect::new(types::Fd(fd), addr, addrlen).build()
+        }
         OpRequest::Raw { sqe } => {
             // SAFETY: the bytes came from an `squeue::Entry`
             // (`submit_sqe`), or were vouched for as one by the caller of
@@ -106,6 +139,10 @@ impl OpEngine for UringMonitor {
             OpKind::Readv => self.ops.readv,
             OpKind::Writev => self.ops.writev,
             OpKind::Fsync => self.ops.fsync,
+            OpKind::Accept => self.ops.accept,
+            OpKind::Recv => self.ops.recv,
+            OpKind::Send => self.ops.send,
+            OpKind::Connect => self.ops.connect,
             OpKind::Raw => true,
             _ => false,
         }

@@ -3,6 +3,8 @@
 //! place that enters the kernel.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aio_core::{Pending, deadline};
@@ -181,6 +183,12 @@ pub(crate) struct Ring {
     disabled: bool,
     /// How many times the monitor entered the kernel with this ring.
     enters: u64,
+    /// Fault injection: every n-th submission made to free room in a full
+    /// queue for an operation fails with this errno (n = 0: never).
+    refuse_room: (u32, i32),
+    room_submits: u32,
+    /// How many were refused so far.
+    refused: Arc<AtomicU64>,
 }
 
 impl Ring {
@@ -229,7 +237,17 @@ impl Ring {
             task_run: options.task_run,
             disabled: options.task_run.single_issuer(),
             enters: 0,
+            refuse_room: (0, 0),
+            room_submits: 0,
+            refused: Arc::default(),
         })
+    }
+
+    /// Makes every `every`-th submission that frees room for an
+    /// operation fail with `errno`; returns the count of those refused.
+    pub(crate) fn refuse_room(&mut self, every: u32, errno: i32) -> Arc<AtomicU64> {
+        self.refuse_room = (every, errno);
+        Arc::clone(&self.refused)
     }
 
     pub(crate) fn task_run(&self) -> TaskRun {
@@ -266,6 +284,15 @@ impl Ring {
     /// been reaped.
     pub(crate) unsafe fn push_op(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         if self.uring.submission().is_full() {
+            self.room_submits = self.room_submits.wrapping_add(1);
+            if let (n @ 1.., errno) = self.refuse_room
+                && self.room_submits.is_multiple_of(n)
+            {
+                // As a kernel short of memory refuses it: nothing is
+                // submitted, the queue stays full.
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(io::Error::from_raw_os_error(errno));
+            }
             self.enter(0, None)?;
         }
         // SAFETY: the caller keeps the entry's memory valid until its
@@ -284,6 +311,10 @@ impl Ring {
             readv: probe.is_supported(opcode::Readv::CODE),
             writev: probe.is_supported(opcode::Writev::CODE),
             fsync: probe.is_supported(opcode::Fsync::CODE),
+            accept: probe.is_supported(opcode::Accept::CODE),
+            recv: probe.is_supported(opcode::Recv::CODE),
+            send: probe.is_supported(opcode::Send::CODE),
+            connect: probe.is_supported(opcode::Connect::CODE),
             cancel: probe.is_supported(opcode::AsyncCancel::CODE),
             ..Default::default()
         })

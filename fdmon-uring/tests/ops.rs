@@ -123,3 +123,63 @@ fn an_operation_completed_in_the_poll_window_ends_it_without_a_blocking_wait() {
         "found by polling: {after:?}"
     );
 }
+
+/// A ring of 4 entries whose kernel refuses every third submission made to
+/// free room in the full submission queue (`ENOMEM`, `EBUSY`, `EAGAIN`,
+/// `EINTR`, injected: nothing is submitted): the operation that needed the
+/// room is not queued, and the core sends it again at the next iteration.
+/// Thousands of reads, random writes read back, and a socket pair's
+/// transfers still complete, each exactly once, with the right bytes.
+mod refused_submits {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use aio_core::AioContext;
+    use aio_core::testing::{OpsHarness, suite};
+    use fdmon_uring::{UringMonitor, UringOptions};
+
+    fn check(errno: i32) {
+        let refused: Rc<RefCell<Vec<Arc<AtomicU64>>>> = Rc::default();
+        let r = Rc::clone(&refused);
+        let h = OpsHarness::new("io_uring, 4 entries, refused submits", move || {
+            let mut monitor = UringMonitor::with_options(UringOptions::default().entries(4))?;
+            r.borrow_mut().push(monitor.refuse_submits_every(3, errno));
+            AioContext::with_monitor(Box::new(monitor))
+        })
+        .stops_running_ops();
+        suite::ops::thousands_in_flight_complete_once_each(&h);
+        suite::ops::written_data_reads_back_equal(&h);
+        suite::sockets::a_socket_pair_sends_and_receives(&h);
+        let counts: Vec<u64> = refused
+            .borrow()
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        assert!(
+            counts[0] > 100,
+            "errno {errno}: the 2000 reads met refused submissions: {counts:?}"
+        );
+    }
+
+    #[test]
+    fn enomem() {
+        check(libc::ENOMEM);
+    }
+
+    #[test]
+    fn ebusy() {
+        check(libc::EBUSY);
+    }
+
+    #[test]
+    fn eagain() {
+        check(libc::EAGAIN);
+    }
+
+    #[test]
+    fn eintr() {
+        check(libc::EINTR);
+    }
+}

@@ -37,3 +37,11 @@ fn operations_on_the_ring_do_not_allocate() {
         assert_operations_do_not_allocate(&ctx);
     }
 }
+
+#[test]
+fn socket_operations_on_the_ring_do_not_allocate() {
+    for mode in TaskRun::ALL {
+        let ctx = aio_core::AioContext::with_monitor(monitor(mode)).unwrap();
+        aio_core::testing::assert_socket_operations_do_not_allocate(&ctx);
+    }
+}

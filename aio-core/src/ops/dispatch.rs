@@ -72,7 +72,7 @@ impl AioContext {
         match step {
             None => false, // a slot reused since: not this owner's
             Some(Step::Again) => {
-                self.send(completion.id);
+                self.send_request(completion.id);
                 false
             }
             Some(Step::Done) => {
@@ -138,14 +138,33 @@ impl AioContext {
                 engine.take_completions(&mut done);
             }
             for completion in done.drain(..) {
-                let mut table = inner.ops.table.borrow_mut();
-                let op = (table.route(completion.id) == Some(Route::Monitor))
-                    .then(|| table.remove(completion.id));
-                drop(table);
-                drop(op); // the buffer and callback, outside the borrow
+                Self::discard(inner, completion, Route::Monitor);
             }
         }
         inner.ops.table.borrow_mut().leak(Route::Monitor);
-        drop(inner.ops.fallback.borrow_mut().take());
+        // The fallback stops (its workers joined), then gives up what
+        // completed meanwhile.
+        let mut fallback = inner.ops.fallback.borrow_mut().take();
+        if let Some(engine) = fallback.as_mut() {
+            engine.close();
+            engine.take_completions(&mut done);
+        }
+        for completion in done.drain(..) {
+            Self::discard(inner, completion, Route::Fallback);
+        }
+        drop(fallback);
+    }
+
+    /// Drops the operation that `completion` finishes (if it went to
+    /// `route`) without its callback, after feeding it the result, so that
+    /// what the result carries (an accepted socket) is released with it.
+    fn discard(inner: &crate::context::Inner, completion: OpCompletion, route: Route) {
+        let mut table = inner.ops.table.borrow_mut();
+        let op = (table.route(completion.id) == Some(route)).then(|| {
+            let _ = table.step(completion);
+            table.remove(completion.id)
+        });
+        drop(table);
+        drop(op); // the buffer and callback, outside the borrow
     }
 }

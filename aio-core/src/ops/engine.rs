@@ -57,4 +57,14 @@ pub trait OpEngine {
 
     /// Moves the completions reported so far into `into`.
     fn take_completions(&mut self, into: &mut Vec<OpCompletion>);
+
+    /// Stops for good, as the context is dropped: requests not started are
+    /// dropped (they never complete), running ones are stopped or let
+    /// finish, and once this returns nothing touches a request's memory
+    /// any more and [`take_completions`](OpEngine::take_completions) hands
+    /// over every completion that was reported (so that the core can
+    /// release what they carry, an accepted socket's fd). The default does
+    /// nothing: for an engine whose drop does the stopping, or that has no
+    /// threads.
+    fn close(&mut self) {}
 }

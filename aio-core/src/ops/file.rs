@@ -4,11 +4,13 @@
 //! file. Transfers longer than one request can carry are split the same way.
 
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
 use super::buf::{IoBuf, IoBufMut};
 use super::request::OpRequest;
 use super::table::{OpLogic, Step};
+use super::transfer::{Direction, Progress, Reading, Writing};
 use super::{OpHandle, outcome};
 use crate::AioContext;
 use crate::fd::FdSource;
@@ -16,89 +18,59 @@ use crate::fd::FdSource;
 /// The most one request carries; a longer transfer takes several.
 const MAX_REQUEST: usize = 1 << 30;
 
-/// A read into `buf` at `offset`.
-struct ReadAt<B, F> {
+/// A read into, or a write of, `buf` at `offset` (`D` says which).
+struct At<D, B, F> {
     fd: RawFd,
     offset: u64,
-    done_bytes: usize,
-    error: Option<i32>,
+    progress: Progress,
     buf: B,
     done: F,
+    direction: PhantomData<D>,
 }
 
-impl<B, F> OpLogic for ReadAt<B, F>
+impl<D, B, F> At<D, B, F>
 where
-    B: IoBufMut,
+    D: Direction<B>,
+{
+    fn new(fd: RawFd, buf: B, offset: u64, done: F) -> At<D, B, F> {
+        At {
+            fd,
+            offset,
+            progress: Progress::of(D::extent(&buf)),
+            buf,
+            done,
+            direction: PhantomData,
+        }
+    }
+}
+
+impl<D, B, F> OpLogic for At<D, B, F>
+where
+    D: Direction<B>,
+    B: 'static,
     F: FnOnce(&AioContext, io::Result<usize>, B) + 'static,
 {
     fn request(&mut self) -> OpRequest {
-        let left = self.buf.capacity() - self.done_bytes;
-        OpRequest::Read {
-            fd: self.fd,
-            // The pointer stays inside the buffer: `done_bytes <= capacity`.
-            buf: self.buf.as_mut_ptr().wrapping_add(self.done_bytes),
-            len: left.min(MAX_REQUEST) as u32,
-            offset: self.offset + self.done_bytes as u64,
-        }
+        let done = self.progress.done;
+        let left = self.progress.total - done;
+        D::request(
+            self.fd,
+            // Inside the buffer: `done <= total`.
+            D::start(&mut self.buf).wrapping_add(done),
+            left.min(MAX_REQUEST) as u32,
+            self.offset + done as u64,
+        )
     }
 
     fn step(&mut self, result: i32) -> Step {
-        let (done_bytes, error, step) = transfer(
-            self.done_bytes,
-            self.buf.capacity(),
-            result,
-            EndOfFile::Stops,
-        );
-        (self.done_bytes, self.error) = (done_bytes, error);
-        step
+        self.progress.step(result, D::EOF)
     }
 
     fn finish(mut self, ctx: &AioContext) {
-        // SAFETY: the kernel (or a worker) wrote the first `done_bytes`
-        // bytes: each result counted bytes written from the start on.
-        unsafe { self.buf.set_filled(self.done_bytes) };
-        (self.done)(ctx, outcome(self.done_bytes, self.error), self.buf);
-    }
-}
-
-/// A write of `buf` at `offset`.
-struct WriteAt<B, F> {
-    fd: RawFd,
-    offset: u64,
-    done_bytes: usize,
-    error: Option<i32>,
-    buf: B,
-    done: F,
-}
-
-impl<B, F> OpLogic for WriteAt<B, F>
-where
-    B: IoBuf,
-    F: FnOnce(&AioContext, io::Result<usize>, B) + 'static,
-{
-    fn request(&mut self) -> OpRequest {
-        let left = self.buf.len() - self.done_bytes;
-        OpRequest::Write {
-            fd: self.fd,
-            buf: self.buf.as_ptr().wrapping_add(self.done_bytes),
-            len: left.min(MAX_REQUEST) as u32,
-            offset: self.offset + self.done_bytes as u64,
-        }
-    }
-
-    fn step(&mut self, result: i32) -> Step {
-        let (done_bytes, error, step) = transfer(
-            self.done_bytes,
-            self.buf.len(),
-            result,
-            EndOfFile::IsAnError,
-        );
-        (self.done_bytes, self.error) = (done_bytes, error);
-        step
-    }
-
-    fn finish(self, ctx: &AioContext) {
-        (self.done)(ctx, outcome(self.done_bytes, self.error), self.buf);
+        // SAFETY: each result counted bytes moved from the start of the
+        // buffer on: the first `done` are written (for a read).
+        unsafe { D::moved(&mut self.buf, self.progress.done) };
+        (self.done)(ctx, self.progress.outcome(), self.buf);
     }
 }
 
@@ -131,40 +103,6 @@ where
 
     fn finish(self, ctx: &AioContext) {
         (self.done)(ctx, outcome(0, self.error).map(drop));
-    }
-}
-
-/// What a transfer that returns 0 bytes means.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum EndOfFile {
-    /// A read at the end of the file: done, short.
-    Stops,
-    /// A write that made no progress: `EIO`, rather than looping forever.
-    IsAnError,
-}
-
-/// One result of a transfer that has moved `done` of `total` bytes: the
-/// new count, the error if it failed, and whether to go on.
-pub(super) fn transfer(
-    done: usize,
-    total: usize,
-    result: i32,
-    eof: EndOfFile,
-) -> (usize, Option<i32>, Step) {
-    match result {
-        r if r == -libc::EAGAIN || r == -libc::EINTR => (done, None, Step::Again),
-        r if r < 0 => (done, Some(-r), Step::Done),
-        0 if done < total && eof == EndOfFile::IsAnError => (done, Some(libc::EIO), Step::Done),
-        0 => (done, None, Step::Done),
-        n => {
-            let done = (done + n as usize).min(total);
-            let step = if done < total {
-                Step::Again
-            } else {
-                Step::Done
-            };
-            (done, None, step)
-        }
     }
 }
 
@@ -209,14 +147,7 @@ impl AioContext {
         B: IoBufMut,
         F: FnOnce(&AioContext, io::Result<usize>, B) + 'static,
     {
-        self.start_op(ReadAt {
-            fd: fd.raw_fd(),
-            offset,
-            done_bytes: 0,
-            error: None,
-            buf,
-            done,
-        })
+        self.start_op(At::<Reading, _, _>::new(fd.raw_fd(), buf, offset, done))
     }
 
     /// Writes all of `buf` to `fd` at `offset`, and calls `done` on the
@@ -228,14 +159,7 @@ impl AioContext {
         B: IoBuf,
         F: FnOnce(&AioContext, io::Result<usize>, B) + 'static,
     {
-        self.start_op(WriteAt {
-            fd: fd.raw_fd(),
-            offset,
-            done_bytes: 0,
-            error: None,
-            buf,
-            done,
-        })
+        self.start_op(At::<Writing, _, _>::new(fd.raw_fd(), buf, offset, done))
     }
 
     /// Flushes `fd`'s data and metadata to stable storage (`fsync(2)`),
@@ -266,33 +190,5 @@ impl AioContext {
             error: None,
             done,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_transfer_goes_on_until_done_and_stops_at_the_end_of_the_file() {
-        assert_eq!(transfer(0, 10, 4, EndOfFile::Stops), (4, None, Step::Again));
-        assert_eq!(transfer(4, 10, 6, EndOfFile::Stops), (10, None, Step::Done));
-        assert_eq!(transfer(4, 10, 0, EndOfFile::Stops), (4, None, Step::Done));
-        assert_eq!(
-            transfer(4, 10, -libc::EAGAIN, EndOfFile::Stops),
-            (4, None, Step::Again)
-        );
-        assert_eq!(
-            transfer(4, 10, -libc::EBADF, EndOfFile::Stops),
-            (4, Some(libc::EBADF), Step::Done)
-        );
-        assert_eq!(
-            transfer(4, 10, 0, EndOfFile::IsAnError),
-            (4, Some(libc::EIO), Step::Done)
-        );
-        assert_eq!(
-            transfer(0, 0, 0, EndOfFile::IsAnError),
-            (0, None, Step::Done)
-        );
     }
 }

@@ -10,13 +10,17 @@
 //! never given back, or freed, while the kernel or a worker may still
 //! touch it.
 
+mod blocking;
 mod buf;
 mod dispatch;
 mod engine;
 mod file;
 mod raw;
 mod request;
+mod socket;
+mod syscall;
 mod table;
+mod transfer;
 mod vectored;
 
 use std::cell::RefCell;
@@ -90,7 +94,7 @@ impl AioContext {
         let inserted = self.inner.ops.table.borrow_mut().insert(op, Route::Refused);
         match inserted {
             Ok(id) => {
-                self.send(id);
+                self.send_request(id);
                 handle(id)
             }
             // The table is full (2^32 operations): the caller's closure is
@@ -101,8 +105,10 @@ impl AioContext {
 
     /// Sends operation `id`'s request to the monitor's engine if it takes
     /// the kind, else to the fallback; if neither can, the operation
-    /// completes with the error at the next iteration.
-    pub(crate) fn send(&self, id: OpId) {
+    /// completes with the error at the next iteration (`EAGAIN` for an
+    /// engine short of room for now, which transfers and syncs take as a
+    /// cue to send again).
+    pub(crate) fn send_request(&self, id: OpId) {
         let inner = &*self.inner;
         let Some((request, _)) = inner.ops.table.borrow_mut().request(id) else {
             return;
@@ -132,7 +138,15 @@ impl AioContext {
         match result {
             Ok(()) => inner.ops.table.borrow_mut().set_route(id, route),
             Err(e) => {
-                let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                let errno = match e.raw_os_error().unwrap_or(libc::EIO) {
+                    // The engine is short of room or memory for the moment
+                    // (a full submission queue whose submit the kernel
+                    // refused): the operation sees `EAGAIN` at the next
+                    // iteration and sends its request again; none is
+                    // dropped.
+                    libc::EBUSY | libc::ENOMEM | libc::EINTR => libc::EAGAIN,
+                    errno => errno,
+                };
                 inner.ops.table.borrow_mut().set_route(id, Route::Refused);
                 inner
                     .ops

@@ -52,6 +52,16 @@ pub enum OpKind {
     Fsync,
     /// A backend's own request, filled in by its caller.
     Raw,
+    /// A blocking closure, for an engine with threads of its own.
+    Call,
+    /// `accept4(2)`.
+    Accept,
+    /// `recv(2)`.
+    Recv,
+    /// `send(2)`.
+    Send,
+    /// `connect(2)`.
+    Connect,
 }
 
 /// One request, as the core hands it to an engine.
@@ -114,6 +124,61 @@ pub enum OpRequest {
         /// `fdatasync` rather than `fsync`.
         datasync: bool,
     },
+    /// Accept a connection on the listening socket `fd`, with `flags`
+    /// (`SOCK_CLOEXEC`, ...) for the new one, whose address goes to `addr`
+    /// (`*addrlen` bytes of room, set to the address's length). The result
+    /// is the new socket's fd.
+    Accept {
+        /// The listening socket.
+        fd: RawFd,
+        /// Where the peer's address goes.
+        addr: *mut libc::sockaddr,
+        /// Its room in, its length out.
+        addrlen: *mut libc::socklen_t,
+        /// `accept4`'s flags.
+        flags: i32,
+    },
+    /// Receive up to `len` bytes from the socket `fd` into `buf`.
+    Recv {
+        /// The socket.
+        fd: RawFd,
+        /// Where the bytes go.
+        buf: *mut u8,
+        /// How many bytes at most.
+        len: u32,
+        /// `recv`'s flags.
+        flags: i32,
+    },
+    /// Send `len` bytes from `buf` on the socket `fd`.
+    Send {
+        /// The socket.
+        fd: RawFd,
+        /// Where the bytes come from.
+        buf: *const u8,
+        /// How many bytes.
+        len: u32,
+        /// `send`'s flags (`MSG_NOSIGNAL` is always added).
+        flags: i32,
+    },
+    /// Connect the socket `fd` to the `addrlen` bytes of address at `addr`.
+    Connect {
+        /// The socket.
+        fd: RawFd,
+        /// The address.
+        addr: *const libc::sockaddr,
+        /// Its length.
+        addrlen: libc::socklen_t,
+    },
+    /// Call a blocking closure (the context's
+    /// [`run_blocking`](crate::AioContext::run_blocking)): `call(data)`,
+    /// once, on a thread that may block; what it returns is the result.
+    /// The closure is `Send`: any thread may make the call.
+    Call {
+        /// The closure's entry point.
+        call: unsafe fn(*mut ()) -> i32,
+        /// What it is called with.
+        data: *mut (),
+    },
     /// A ring backend's raw request, the 64 bytes of an io_uring
     /// submission queue entry, whose `user_data` the engine sets.
     Raw {
@@ -131,7 +196,26 @@ impl OpRequest {
             OpRequest::Readv { .. } => OpKind::Readv,
             OpRequest::Writev { .. } => OpKind::Writev,
             OpRequest::Fsync { .. } => OpKind::Fsync,
+            OpRequest::Call { .. } => OpKind::Call,
             OpRequest::Raw { .. } => OpKind::Raw,
+            OpRequest::Accept { .. } => OpKind::Accept,
+            OpRequest::Recv { .. } => OpKind::Recv,
+            OpRequest::Send { .. } => OpKind::Send,
+            OpRequest::Connect { .. } => OpKind::Connect,
+        }
+    }
+
+    /// For a socket request, the socket and the `poll(2)` events it waits
+    /// for when it cannot go on at once (`POLLIN` for an accept or a
+    /// receive, `POLLOUT` for a send or a connect): what an engine without
+    /// a ring waits on before it calls
+    /// [`execute_nonblocking`](OpRequest::execute_nonblocking) again.
+    /// `None` for every other request.
+    pub fn readiness(&self) -> Option<(RawFd, i16)> {
+        match *self {
+            OpRequest::Accept { fd, .. } | OpRequest::Recv { fd, .. } => Some((fd, libc::POLLIN)),
+            OpRequest::Send { fd, .. } | OpRequest::Connect { fd, .. } => Some((fd, libc::POLLOUT)),
+            _ => None,
         }
     }
 }

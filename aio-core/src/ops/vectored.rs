@@ -3,138 +3,104 @@
 //! from the first buffer not yet full, as for the single-buffer forms.
 
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
+use super::OpHandle;
 use super::buf::{IoBuf, IoBufMut};
 use super::request::OpRequest;
 use super::table::{OpLogic, Step};
-use super::{OpHandle, outcome};
+use super::transfer::{Direction, Progress, Reading, Writing};
 use crate::AioContext;
 use crate::fd::FdSource;
 
 /// The most buffers one request carries (`IOV_MAX`); more take several.
 const MAX_IOVECS: usize = 1024;
 
-/// Fills `iovecs` with what is left of `bufs` (pointer, length) after the
-/// first `done` bytes: the buffers not yet full, the first from where it
-/// stopped.
-fn remaining(
-    iovecs: &mut Vec<libc::iovec>,
-    done: usize,
-    bufs: impl Iterator<Item = (*mut u8, usize)>,
-) {
-    iovecs.clear();
-    let mut skip = done;
-    for (ptr, len) in bufs {
-        if skip >= len {
-            skip -= len;
-            continue;
-        }
-        iovecs.push(libc::iovec {
-            // Inside the buffer: `skip < len`.
-            iov_base: ptr.wrapping_add(skip).cast(),
-            iov_len: len - skip,
-        });
-        skip = 0;
-        if iovecs.len() == MAX_IOVECS {
-            break;
-        }
-    }
-}
-
-/// A vectored read.
-struct ReadvAt<B, F> {
+/// A vectored read into, or write of, `bufs` at `offset` (`D` says which).
+struct VectoredAt<D, B, F> {
     fd: RawFd,
     offset: u64,
-    done_bytes: usize,
-    total: usize,
-    error: Option<i32>,
+    progress: Progress,
+    /// What is left of `bufs`, rebuilt for each request in the same
+    /// allocation.
     iovecs: Vec<libc::iovec>,
     bufs: Vec<B>,
     done: F,
+    direction: PhantomData<D>,
 }
 
-impl<B, F> OpLogic for ReadvAt<B, F>
+impl<D, B, F> VectoredAt<D, B, F>
 where
-    B: IoBufMut,
-    F: FnOnce(&AioContext, io::Result<usize>, Vec<B>) + 'static,
+    D: Direction<B>,
 {
-    fn request(&mut self) -> OpRequest {
-        let bufs = self.bufs.iter_mut().map(|b| (b.as_mut_ptr(), b.capacity()));
-        remaining(&mut self.iovecs, self.done_bytes, bufs);
-        OpRequest::Readv {
-            fd: self.fd,
-            iov: self.iovecs.as_ptr(),
-            iovcnt: self.iovecs.len() as u32,
-            offset: self.offset + self.done_bytes as u64,
+    fn new(fd: RawFd, bufs: Vec<B>, offset: u64, done: F) -> VectoredAt<D, B, F> {
+        VectoredAt {
+            fd,
+            offset,
+            progress: Progress::of(bufs.iter().map(D::extent).sum()),
+            iovecs: Vec::with_capacity(bufs.len().min(MAX_IOVECS)),
+            bufs,
+            done,
+            direction: PhantomData,
         }
     }
 
+    /// Fills `iovecs` with what is left of the buffers after the first
+    /// `done` bytes: the buffers not yet full, the first from where it
+    /// stopped.
+    fn remaining(&mut self) {
+        self.iovecs.clear();
+        let mut skip = self.progress.done;
+        for buf in &mut self.bufs {
+            let len = D::extent(buf);
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            self.iovecs.push(libc::iovec {
+                // Inside the buffer: `skip < len`.
+                iov_base: D::start(buf).wrapping_add(skip).cast(),
+                iov_len: len - skip,
+            });
+            skip = 0;
+            if self.iovecs.len() == MAX_IOVECS {
+                break;
+            }
+        }
+    }
+}
+
+impl<D, B, F> OpLogic for VectoredAt<D, B, F>
+where
+    D: Direction<B>,
+    B: 'static,
+    F: FnOnce(&AioContext, io::Result<usize>, Vec<B>) + 'static,
+{
+    fn request(&mut self) -> OpRequest {
+        self.remaining();
+        D::requestv(
+            self.fd,
+            self.iovecs.as_ptr(),
+            self.iovecs.len() as u32,
+            self.offset + self.progress.done as u64,
+        )
+    }
+
     fn step(&mut self, result: i32) -> Step {
-        let (done, error, step) = super::file::transfer(
-            self.done_bytes,
-            self.total,
-            result,
-            super::file::EndOfFile::Stops,
-        );
-        (self.done_bytes, self.error) = (done, error);
-        step
+        self.progress.step(result, D::EOF)
     }
 
     fn finish(mut self, ctx: &AioContext) {
-        let mut left = self.done_bytes;
+        let mut left = self.progress.done;
         for buf in &mut self.bufs {
-            let n = left.min(buf.capacity());
-            // SAFETY: the reads filled the buffers in order from the
-            // start: this one's first `n` bytes are written.
-            unsafe { buf.set_filled(n) };
+            let n = left.min(D::extent(buf));
+            // SAFETY: the transfers moved the buffers' bytes in order
+            // from the start: this one's first `n` (written, for a read).
+            unsafe { D::moved(buf, n) };
             left -= n;
         }
-        (self.done)(ctx, outcome(self.done_bytes, self.error), self.bufs);
-    }
-}
-
-/// A vectored write.
-struct WritevAt<B, F> {
-    fd: RawFd,
-    offset: u64,
-    done_bytes: usize,
-    total: usize,
-    error: Option<i32>,
-    iovecs: Vec<libc::iovec>,
-    bufs: Vec<B>,
-    done: F,
-}
-
-impl<B, F> OpLogic for WritevAt<B, F>
-where
-    B: IoBuf,
-    F: FnOnce(&AioContext, io::Result<usize>, Vec<B>) + 'static,
-{
-    fn request(&mut self) -> OpRequest {
-        let bufs = self.bufs.iter().map(|b| (b.as_ptr().cast_mut(), b.len()));
-        remaining(&mut self.iovecs, self.done_bytes, bufs);
-        OpRequest::Writev {
-            fd: self.fd,
-            iov: self.iovecs.as_ptr(),
-            iovcnt: self.iovecs.len() as u32,
-            offset: self.offset + self.done_bytes as u64,
-        }
-    }
-
-    fn step(&mut self, result: i32) -> Step {
-        let (done, error, step) = super::file::transfer(
-            self.done_bytes,
-            self.total,
-            result,
-            super::file::EndOfFile::IsAnError,
-        );
-        (self.done_bytes, self.error) = (done, error);
-        step
-    }
-
-    fn finish(self, ctx: &AioContext) {
-        (self.done)(ctx, outcome(self.done_bytes, self.error), self.bufs);
+        (self.done)(ctx, self.progress.outcome(), self.bufs);
     }
 }
 
@@ -147,17 +113,12 @@ impl AioContext {
         B: IoBufMut,
         F: FnOnce(&AioContext, io::Result<usize>, Vec<B>) + 'static,
     {
-        let total = bufs.iter().map(IoBufMut::capacity).sum();
-        self.start_op(ReadvAt {
-            fd: fd.raw_fd(),
-            offset,
-            done_bytes: 0,
-            total,
-            error: None,
-            iovecs: Vec::with_capacity(bufs.len().min(MAX_IOVECS)),
+        self.start_op(VectoredAt::<Reading, _, _>::new(
+            fd.raw_fd(),
             bufs,
+            offset,
             done,
-        })
+        ))
     }
 
     /// Writes `bufs`, in order, to `fd` at `offset`, and calls `done` with
@@ -168,16 +129,11 @@ impl AioContext {
         B: IoBuf,
         F: FnOnce(&AioContext, io::Result<usize>, Vec<B>) + 'static,
     {
-        let total = bufs.iter().map(IoBuf::len).sum();
-        self.start_op(WritevAt {
-            fd: fd.raw_fd(),
-            offset,
-            done_bytes: 0,
-            total,
-            error: None,
-            iovecs: Vec::with_capacity(bufs.len().min(MAX_IOVECS)),
+        self.start_op(VectoredAt::<Writing, _, _>::new(
+            fd.raw_fd(),
             bufs,
+            offset,
             done,
-        })
+        ))
     }
 }

@@ -27,6 +27,9 @@ pub struct InlineEngine {
     short: usize,
     /// Answer `EAGAIN` to every n-th request first (0: never).
     eagain_every: u32,
+    /// Refuse every n-th push with this errno (n = 0: never).
+    refuse_every: (u32, i32),
+    pushes: u32,
     requests: Cell<u32>,
 }
 
@@ -51,16 +54,28 @@ impl InlineEngine {
         self
     }
 
+    /// Refuses every `n`-th push with `errno`, as a ring whose full
+    /// submission queue the kernel would not take (`EBUSY`, `ENOMEM`,
+    /// `EAGAIN`) does: the request is not queued.
+    #[must_use]
+    pub fn refuse_every(mut self, n: u32, errno: i32) -> InlineEngine {
+        self.refuse_every = (n, errno);
+        self
+    }
+
     /// How many requests it has received.
     pub fn requests(&self) -> u32 {
         self.requests.get()
     }
 
-    fn cut(&self, len: u32) -> usize {
-        match self.short {
-            0 => len as usize,
-            short => (len as usize).min(short),
+    /// `request`, its transfer cut to at most the short length.
+    fn cut(&self, mut request: OpRequest) -> OpRequest {
+        if let OpRequest::Read { len, .. } | OpRequest::Write { len, .. } = &mut request
+            && self.short != 0
+        {
+            *len = (*len).min(u32::try_from(self.short).unwrap_or(u32::MAX));
         }
+        request
     }
 }
 
@@ -70,10 +85,21 @@ impl OpEngine for InlineEngine {
     }
 
     fn supports(&self, kind: OpKind) -> bool {
-        kind != OpKind::Raw
+        // Not a socket's requests: made on the home thread, one that is not
+        // ready would block the loop.
+        !matches!(
+            kind,
+            OpKind::Raw | OpKind::Accept | OpKind::Recv | OpKind::Send | OpKind::Connect
+        )
     }
 
     unsafe fn push(&mut self, id: OpId, request: &OpRequest) -> io::Result<()> {
+        self.pushes = self.pushes.wrapping_add(1);
+        if let (n @ 1.., errno) = self.refuse_every
+            && self.pushes.is_multiple_of(n)
+        {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
         let n = self.requests.get().wrapping_add(1);
         self.requests.set(n);
         if self.eagain_every != 0 && n.is_multiple_of(self.eagain_every) {
@@ -83,68 +109,13 @@ impl OpEngine for InlineEngine {
             });
             return Ok(());
         }
-        let result = match *request {
-            OpRequest::Read {
-                fd,
-                buf,
-                len,
-                offset,
-            } => {
-                let len = self.cut(len);
-                // SAFETY: the caller keeps `buf` valid for `len` bytes until
-                // the completion is taken; the cut only shortens it.
-                unsafe { libc::pread(fd, buf.cast(), len, offset as libc::off_t) }
-            }
-            OpRequest::Write {
-                fd,
-                buf,
-                len,
-                offset,
-            } => {
-                let len = self.cut(len);
-                // SAFETY: as for the read.
-                unsafe { libc::pwrite(fd, buf.cast(), len, offset as libc::off_t) }
-            }
-            OpRequest::Readv {
-                fd,
-                iov,
-                iovcnt,
-                offset,
-            } => {
-                // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
-                // describe writable buffers, by us alone, for the call.
-                unsafe { libc::preadv(fd, iov, iovcnt as i32, offset as libc::off_t) }
-            }
-            OpRequest::Writev {
-                fd,
-                iov,
-                iovcnt,
-                offset,
-            } => {
-                // SAFETY: the caller vouches that the `iovcnt` iovecs at `iov`
-                // describe readable buffers, unchanged, for the call.
-                unsafe { libc::pwritev(fd, iov, iovcnt as i32, offset as libc::off_t) }
-            }
-            OpRequest::Fsync { fd, datasync } => {
-                // SAFETY: fsync and fdatasync take only an fd.
-                let rc = unsafe {
-                    if datasync {
-                        libc::fdatasync(fd)
-                    } else {
-                        libc::fsync(fd)
-                    }
-                };
-                rc as isize
-            }
-            OpRequest::Raw { .. } => return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
-        };
-        let result = if result < 0 {
-            -io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO)
-        } else {
-            result as i32
-        };
+        if !self.supports(request.kind()) {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
+        let request = self.cut(*request);
+        // SAFETY: the caller keeps the memory the request points to valid,
+        // and ours, until its completion is taken; the cut only shortens it.
+        let result = unsafe { request.execute() };
         self.done.push(OpCompletion { id, result });
         Ok(())
     }

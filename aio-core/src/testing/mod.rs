@@ -42,7 +42,7 @@ pub use sim::{SimMonitor, SimWorld};
 pub use sleep::SleepMonitor;
 pub use steady_state::{
     assert_busy_polling_does_not_allocate, assert_iterations_do_not_allocate,
-    assert_operations_do_not_allocate,
+    assert_operations_do_not_allocate, assert_socket_operations_do_not_allocate,
 };
 pub use test_monitor::{Calls, TestMonitor};
 pub use thread_probe::ThreadProbe;
@@ -169,6 +169,11 @@ macro_rules! ops_conformance_tests {
             ops::a_cancelled_read_completes_once_with_its_buffer,
             ops::completions_come_in_finishing_order,
             ops::a_context_dropped_with_ops_in_flight_frees_each_buffer_once,
+            sockets::a_socket_pair_sends_and_receives,
+            sockets::accept_and_connect_over_loopback,
+            sockets::socket_errors_come_back_as_errors,
+            sockets::waiting_socket_requests_are_cancelled,
+            sockets::a_context_dropped_with_socket_requests_waiting_returns,
         }
     };
 }

@@ -213,3 +213,51 @@ pub fn assert_operations_do_not_allocate(ctx: &AioContext) {
         "{engine}: a read and a write of a reused buffer allocated"
     );
 }
+
+/// A receive posted before its data (so that it waits: in the kernel on a
+/// ring, in `poll` on a pool's worker) and a send that answers it, over a
+/// Unix socket pair, with reused buffers: once warm, neither allocates.
+///
+/// # Panics
+///
+/// When an operation allocates, or fails.
+pub fn assert_socket_operations_do_not_allocate(ctx: &AioContext) {
+    use std::cell::RefCell;
+    let engine = ctx.op_engine(crate::OpKind::Recv).unwrap_or("none");
+    let (a, b) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    let out = Rc::new(RefCell::new(Some(vec![9u8; 512])));
+    let into = Rc::new(RefCell::new(Some(Vec::with_capacity(512))));
+    let (sent, received) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+    let round = || {
+        let buf = into
+            .borrow_mut()
+            .take()
+            .expect("the receive's buffer came back");
+        let (i, r) = (Rc::clone(&into), Rc::clone(&received));
+        received.set(false);
+        ctx.recv(&b, buf, move |_, n, buf| {
+            assert_eq!(n.expect("the receive"), 512);
+            *i.borrow_mut() = Some(buf);
+            r.set(true);
+        });
+        ctx.submit_now().expect("the receive to the kernel");
+        let buf = out
+            .borrow_mut()
+            .take()
+            .expect("the send's buffer came back");
+        let (o, s) = (Rc::clone(&out), Rc::clone(&sent));
+        sent.set(false);
+        ctx.send(&a, buf, move |_, n, buf| {
+            assert_eq!(n.expect("the send"), 512);
+            *o.borrow_mut() = Some(buf);
+            s.set(true);
+        });
+        ctx.run_until(|| sent.get() && received.get())
+            .expect("the send's and the receive's iterations");
+    };
+    let allocated = allocations_in_runs(100, round);
+    assert_eq!(
+        allocated, 0,
+        "{engine}: a receive and a send of reused buffers allocated"
+    );
+}

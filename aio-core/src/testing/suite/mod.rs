@@ -11,4 +11,5 @@ pub mod notifiers;
 pub mod ops;
 pub mod polling;
 pub mod remote;
+pub mod sockets;
 pub mod timers;

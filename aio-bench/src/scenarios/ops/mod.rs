@@ -3,7 +3,11 @@
 //! ring (`aio-io_uring`) and on its thread pool (`aio-pool`, an epoll
 //! context), against a hand-written io_uring loop (`raw-io_uring`, the
 //! reference), `tokio-fs` (`read_at` in `spawn_blocking`, as `tokio::fs`
-//! does it) and, at depth 1, `std-read_at` (a `pread` loop).
+//! does it) and, at depth 1, `std-read_at` (a `pread` loop); the same
+//! from an `O_DIRECT` file where the file system allows it
+//! (`ops-direct`); and a socket ping-pong on an fd handler
+//! while reads are in flight on the same context (`ops-mixed`),
+//! which shows one monitor wait per loop iteration.
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -13,13 +17,20 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use aio::IoBufMut;
 use aio::prelude::*;
 use fdmon_uring::io_uring::{IoUring, opcode, types};
 
 use crate::env::{Env, Monitor, io_uring_available};
+
+mod aligned;
+mod direct;
+mod mixed;
+
 use crate::measure::Variant;
 use crate::peers::tokio_runtime;
 use crate::report::{Group, ScenarioReport, Target};
+use aligned::AlignedBuf;
 
 /// The reference.
 pub const REFERENCE: &str = "raw-io_uring";
@@ -89,29 +100,45 @@ impl Offsets {
 }
 
 /// What aio's reads share: each completion issues the next read until a
-/// batch's count is issued.
-struct Reader {
+/// batch's count is issued. `B` is the buffer type (a `Vec<u8>`, or an
+/// aligned buffer for `O_DIRECT`).
+struct Reader<B = Vec<u8>> {
     file: Arc<File>,
     offsets: RefCell<Offsets>,
-    spare: RefCell<Vec<Vec<u8>>>,
+    spare: RefCell<Vec<B>>,
+    make: fn() -> B,
     done: Cell<u64>,
     issued: Cell<u64>,
     wanted: Cell<u64>,
+    /// Reads completed, over every batch.
+    total: Cell<u64>,
 }
 
-fn issue(ctx: &AioContext, reader: &Rc<Reader>) {
+impl<B: IoBufMut> Reader<B> {
+    fn new(file: &Arc<File>, size: u64, make: fn() -> B) -> Rc<Reader<B>> {
+        Rc::new(Reader {
+            file: Arc::clone(file),
+            offsets: RefCell::new(Offsets::new(size)),
+            spare: RefCell::new(Vec::new()),
+            make,
+            done: Cell::new(0),
+            issued: Cell::new(0),
+            wanted: Cell::new(0),
+            total: Cell::new(0),
+        })
+    }
+}
+
+fn issue<B: IoBufMut>(ctx: &AioContext, reader: &Rc<Reader<B>>) {
     reader.issued.set(reader.issued.get() + 1);
-    let buf = reader
-        .spare
-        .borrow_mut()
-        .pop()
-        .unwrap_or_else(|| Vec::with_capacity(BLOCK));
+    let buf = reader.spare.borrow_mut().pop().unwrap_or_else(reader.make);
     let offset = reader.offsets.borrow_mut().next();
     let r = Rc::clone(reader);
     ctx.read_at(&*reader.file, buf, offset, move |ctx, got, buf| {
         assert_eq!(got.ok(), Some(BLOCK), "a whole block read");
         r.spare.borrow_mut().push(buf);
         r.done.set(r.done.get() + 1);
+        r.total.set(r.total.get() + 1);
         if r.issued.get() < r.wanted.get() {
             issue(ctx, &r);
         }
@@ -119,7 +146,12 @@ fn issue(ctx: &AioContext, reader: &Rc<Reader>) {
 }
 
 /// aio's operations on a context: `n` reads, `depth` in flight.
-fn aio_batch(ctx: &AioContext, reader: &Rc<Reader>, n: u64, depth: usize) -> io::Result<()> {
+fn aio_batch<B: IoBufMut>(
+    ctx: &AioContext,
+    reader: &Rc<Reader<B>>,
+    n: u64,
+    depth: usize,
+) -> io::Result<()> {
     reader.done.set(0);
     reader.issued.set(0);
     reader.wanted.set(n);
@@ -135,7 +167,7 @@ struct RawRing {
     ring: IoUring,
     file: Arc<File>,
     offsets: Offsets,
-    bufs: Vec<Vec<u8>>,
+    bufs: Vec<AlignedBuf>,
 }
 
 impl RawRing {
@@ -144,7 +176,7 @@ impl RawRing {
             ring: IoUring::new(64)?,
             file: Arc::clone(file),
             offsets: Offsets::new(size),
-            bufs: (0..depth).map(|_| vec![0u8; BLOCK]).collect(),
+            bufs: (0..depth).map(|_| AlignedBuf::new(BLOCK)).collect(),
         })
     }
 
@@ -232,7 +264,7 @@ fn tokio_batch(
 /// Setting up the file, a ring or a context failed, or a read did not read
 /// a whole block.
 pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
-    env.progress.scenario("ops", 2);
+    env.progress.scenario("ops", 5);
     let mut report = ScenarioReport {
         name: "ops".to_owned(),
         about: ABOUT.to_owned(),
@@ -262,16 +294,7 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
         }
         let readers: Vec<_> = aio
             .iter()
-            .map(|_| {
-                Rc::new(Reader {
-                    file: Arc::clone(&file),
-                    offsets: RefCell::new(Offsets::new(size)),
-                    spare: RefCell::new(Vec::new()),
-                    done: Cell::new(0),
-                    issued: Cell::new(0),
-                    wanted: Cell::new(0),
-                })
-            })
+            .map(|_| Reader::new(&file, size, || Vec::with_capacity(BLOCK)))
             .collect();
         let rt = tokio_runtime()?;
         let tokio_offsets = RefCell::new(Offsets::new(size));
@@ -312,7 +335,6 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
         let notes = vec![
             format!("a {} MiB file in the page cache; one thread issues; IOPS = 1e9 / ns per read", size >> 20),
             "aio-pool: an epoll context, whose reads go to its thread pool (one wake-up per burst of completions)".to_owned(),
-            "not measured yet: O_DIRECT reads, and readiness mixed with operations on one context".to_owned(),
         ];
         let group = Group::new(&id, &title, "ns per read", reference, rows, notes);
         let ring = Monitor::IoUring.variant();
@@ -346,5 +368,7 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
         }
         report.groups.push(group);
     }
+    direct::run(env, &mut report)?;
+    mixed::run(env, &mut report, &file, size)?;
     Ok(report)
 }

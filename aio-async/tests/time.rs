@@ -1,10 +1,10 @@
 //! Timers on the context's nanosecond clock.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aio::prelude::*;
 use aio_async::Runtime;
-use aio_async::time::{Elapsed, interval, sleep, sleep_until_ns, timeout};
+use aio_async::time::{Elapsed, interval, sleep, sleep_until, sleep_until_ns, timeout};
 use aio_core::ManualClock;
 use aio_core::testing::Watchdog;
 
@@ -33,6 +33,21 @@ fn sleep_until_ns_uses_the_context_clock() {
     let _dog = Watchdog::arm("sleep_until_ns", Duration::from_secs(30));
     rt.block_on(sleep_until_ns(12_345)).unwrap();
     assert!(rt.context().now_ns() >= 12_345);
+}
+
+#[test]
+fn sleep_until_an_instant_wakes_not_before_it_and_at_once_if_past() {
+    // The system clock: the deadline is an Instant.
+    let rt = Runtime::new(AioContext::new().unwrap());
+    let _dog = Watchdog::arm("sleep_until an Instant", Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_micros(200);
+    rt.block_on(sleep_until(deadline)).unwrap();
+    assert!(Instant::now() >= deadline, "woke before its instant");
+    // A manual clock that never moves: only a deadline already past can
+    // complete (a wait would hang, and the watchdog say so).
+    let (rt, _clock) = manual_runtime();
+    rt.block_on(sleep_until(Instant::now() - Duration::from_millis(1)))
+        .unwrap();
 }
 
 #[test]

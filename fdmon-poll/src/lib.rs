@@ -33,7 +33,9 @@ use aio_core::{
     FdMonitor, Interest, Pending, Readiness, ReadyEvent, Registration, Token, deadline,
 };
 
-use fdmon_epoll::EpollMonitor;
+mod mirror;
+
+use mirror::Mirror;
 
 /// A monitor over `ppoll(2)`.
 #[derive(Debug, Default)]
@@ -44,11 +46,11 @@ pub struct PollMonitor {
     tokens: Vec<Token>,
     /// Where each fd sits in `fds`.
     index: HashMap<RawFd, usize>,
-    /// An epoll monitor watching the same fds, once a loop fd was asked
+    /// An epoll instance watching the same fds, once a loop fd was asked
     /// for: its fd is readable whenever a watched fd is (the monitor itself
-    /// still waits with `ppoll`). Being the epoll monitor, it follows the
-    /// same kernel rules (a closed fd, a reused number).
-    mirror: Option<EpollMonitor>,
+    /// still waits with `ppoll`). It follows the epoll monitor's kernel
+    /// rules (a closed fd, a reused number).
+    mirror: Option<Mirror>,
 }
 
 impl PollMonitor {
@@ -147,7 +149,7 @@ impl FdMonitor for PollMonitor {
             self.reserve()?;
         }
         let held = at.map(|at| self.registration(at));
-        if let Some(mirror) = &mut self.mirror {
+        if let Some(mirror) = &self.mirror {
             mirror.update(fd, held, new)?;
         }
         match (at, new) {
@@ -181,18 +183,18 @@ impl FdMonitor for PollMonitor {
         Pending::Unknown
     }
 
-    /// The fd of an epoll monitor kept in step with the watched fds from
+    /// The fd of an epoll instance kept in step with the watched fds from
     /// now on (`ppoll` has no fd of its own).
     fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
         if self.mirror.is_none() {
-            let mut mirror = EpollMonitor::new()?;
+            let mirror = Mirror::new()?;
             for at in 0..self.fds.len() {
                 mirror.update(self.fds[at].fd, None, Some(self.registration(at)))?;
             }
             self.mirror = Some(mirror);
         }
-        match &mut self.mirror {
-            Some(mirror) => mirror.loop_fd(),
+        match &self.mirror {
+            Some(mirror) => Ok(mirror.fd()),
             None => Err(io::Error::other("no epoll mirror")),
         }
     }

@@ -79,11 +79,11 @@ impl SockAddrRoom {
     fn address(&self, len: libc::socklen_t) -> Option<SocketAddr> {
         match i32::from(self.0.sin6_family) {
             libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
+                let room = (&raw const self.0).cast::<libc::sockaddr_in>();
                 // SAFETY: the kernel wrote a whole sockaddr_in at the
                 // room's start (its family and length say so); read
                 // unaligned, so no alignment is assumed.
-                let sin: libc::sockaddr_in =
-                    unsafe { std::ptr::read_unaligned((&raw const self.0).cast()) };
+                let sin = unsafe { std::ptr::read_unaligned(room) };
                 Some(SocketAddr::V4(SocketAddrV4::new(
                     Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
                     u16::from_be(sin.sin_port),

@@ -87,7 +87,7 @@ impl AioContext {
         if !blocking
             || !window.polls_at_once()
             || inner.monitor.borrow_mut().pending() == Pending::Submit
-            || window.length(None) == 0
+            || window.length(None, self.has_ops_in_flight()) == 0
             || self.window_needs_peek()
         {
             return None;
@@ -125,7 +125,7 @@ impl AioContext {
                 ..Window::skipped(pass.now)
             });
         }
-        let length = window.length(pass.timeout);
+        let length = window.length(pass.timeout, self.has_ops_in_flight());
         if length == 0 {
             return Ok(Window::skipped(pass.now));
         }

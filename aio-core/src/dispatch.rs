@@ -19,7 +19,7 @@ impl AioContext {
     pub(crate) fn dispatch_phase(&self, ready: &[ReadyEvent], pass: &Pass) -> bool {
         let mut progress = self.run_bottom_halves();
         progress |= self.dispatch_ready(ready, pass);
-        progress |= self.dispatch_ops();
+        progress |= self.dispatch_ops(pass);
         if self.inner.nesting.is_outermost() {
             self.inner.nesting.free_deferred();
         }

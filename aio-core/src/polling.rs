@@ -139,6 +139,10 @@ pub(crate) struct PollWindow {
     polled: RefCell<Vec<Rc<Node>>>,
     /// Whether `poll_begin` has been called on the polled handlers.
     poll_mode: Cell<bool>,
+    /// The poll time of the operations in flight, which the window waits
+    /// for as it does for a polled handler: it adapts, by the same rule,
+    /// whenever completions are dispatched.
+    ops_ns: Cell<u64>,
     params: Cell<PollParams>,
     /// What peeks at the monitor cost, and whether a window may peek.
     peek_gate: PeekGate,
@@ -168,6 +172,7 @@ impl PollWindow {
     /// zero.
     pub(crate) fn set_params(&self, params: PollParams) {
         self.params.set(params);
+        self.ops_ns.set(0);
         for node in self.polled.borrow().iter() {
             node.polled.ns.set(0);
         }
@@ -192,14 +197,25 @@ impl PollWindow {
     }
 
     /// How long the window may last within `timeout` (`None`: no limit):
-    /// the largest poll time, 0 if polling is off.
-    pub(crate) fn length(&self, timeout: Option<u64>) -> u64 {
+    /// the largest poll time (the operations' among them if some are in
+    /// flight), 0 if polling is off.
+    pub(crate) fn length(&self, timeout: Option<u64>, ops_in_flight: bool) -> u64 {
         if !self.is_on() {
             return 0;
         }
         let polled = self.polled.borrow();
         let largest = polled.iter().map(|n| n.polled.ns.get()).max().unwrap_or(0);
-        largest.min(timeout.unwrap_or(u64::MAX))
+        let ops = if ops_in_flight { self.ops_ns.get() } else { 0 };
+        largest.max(ops).min(timeout.unwrap_or(u64::MAX))
+    }
+
+    /// Adapts the operations' poll time as completions are dispatched,
+    /// after the loop blocked for `block_ns`.
+    pub(crate) fn adapt_ops(&self, block_ns: u64) {
+        if self.is_on() {
+            let params = self.params.get();
+            self.ops_ns.set(params.adapt(self.ops_ns.get(), block_ns));
+        }
     }
 
     /// Whether a window that must peek may run (see [`PeekGate::admits`]).

@@ -8,27 +8,36 @@ use std::time::Duration;
 use super::request::OpCompletion;
 use super::table::{Route, Step};
 use crate::AioContext;
+use crate::pass::Pass;
 
 /// How long a context being dropped waits for the kernel to finish (or
 /// cancel) its operations before it gives up and leaks their buffers.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 impl AioContext {
-    /// Runs the callbacks of the operations that completed. Returns whether
-    /// one ran.
-    pub(crate) fn dispatch_ops(&self) -> bool {
+    /// Runs the callbacks of the operations that completed, and adapts
+    /// the operations' poll time if some did. Returns whether one ran.
+    pub(crate) fn dispatch_ops(&self, pass: &Pass) -> bool {
         let inner = &*self.inner;
-        if inner.ops.table.borrow().in_flight() == 0 {
+        if !self.has_ops_in_flight() {
             return false;
         }
         let mut done = std::mem::take(&mut *inner.ops.scratch.borrow_mut());
         self.collect_completions(&mut done);
+        if !done.is_empty() {
+            inner.window.adapt_ops(pass.block_ns());
+        }
         let mut progress = false;
         for completion in done.drain(..) {
             progress |= self.complete(completion);
         }
         *inner.ops.scratch.borrow_mut() = done;
         progress
+    }
+
+    /// Whether operations are in flight (the window waits for them).
+    pub(crate) fn has_ops_in_flight(&self) -> bool {
+        self.inner.ops.table.borrow().in_flight() != 0
     }
 
     /// Whether a completion waits to be dispatched: the window ends for

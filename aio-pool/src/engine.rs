@@ -22,7 +22,11 @@ use crate::{PoolHandle, PoolOptions};
 /// use aio_pool::{Pool, PoolOptions};
 /// use std::time::Duration;
 ///
-/// let options = PoolOptions { max_workers: 8, idle_timeout: Duration::from_secs(1) };
+/// let options = PoolOptions {
+///     max_workers: 8,
+///     idle_timeout: Duration::from_secs(1),
+///     ..PoolOptions::default()
+/// };
 /// let ctx = ContextBuilder::new(Box::new(SleepMonitor::new()))
 ///     .ops_fallback(move |remote| Box::new(Pool::with_options(remote, options)))
 ///     .build()?;
@@ -70,7 +74,7 @@ impl Pool {
 
     /// The options the pool was made with.
     pub fn options(&self) -> PoolOptions {
-        self.shared.options
+        self.shared.options.clone()
     }
 
     /// A handle that watches the pool and runs blocking closures on it;
@@ -147,6 +151,7 @@ impl OpEngine for Pool {
                 .iter()
                 .position(|job| matches!(job, Job::Op(queued, _) if *queued == id));
             let job = at.and_then(|at| state.queue.remove(at));
+            self.shared.note_queue(&state);
             // A worker waiting on a socket for it gives up.
             if let Some(waiting) = state.waiting.iter_mut().find(|w| w.id == id) {
                 waiting.cancelled = true;
@@ -195,13 +200,16 @@ impl OpEngine for Pool {
         let (queued, handles) = {
             let mut state = self.shared.lock_state();
             state.stopping = true;
+            self.shared.stopping.store(true, Ordering::Release);
             for waiting in &state.waiting {
                 waiting.wake();
             }
-            (
+            let taken = (
                 std::mem::take(&mut state.queue),
                 std::mem::take(&mut state.handles),
-            )
+            );
+            self.shared.note_queue(&state);
+            taken
         };
         self.shared.work.notify_all();
         self.shared.closed.notify_all();

@@ -64,4 +64,6 @@ mod worker;
 
 pub use engine::Pool;
 pub use handle::PoolHandle;
-pub use options::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS, PoolOptions};
+pub use options::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS, DEFAULT_SPIN, PoolOptions, WorkerHook,
+};

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -50,6 +50,12 @@ pub(crate) struct State {
     pub(crate) queue: VecDeque<Job>,
     /// Workers waiting for a job (some may have been signalled already).
     pub(crate) idle: usize,
+    /// Idle workers signalled for a job that have not woken yet: each
+    /// takes a queued job, so no other worker is signalled for it.
+    pub(crate) signalled: usize,
+    /// Workers spinning on [`Shared::queued`] before they go idle (at most
+    /// one): a job queued now has a taker in it, without a wake-up.
+    pub(crate) spinning: usize,
     /// Workers that have finished a job (and may already have reported
     /// it) and are about to look at the queue again: a job queued now has
     /// a taker in them, as in an idle one, so no worker is started for it.
@@ -65,6 +71,17 @@ pub(crate) struct State {
     /// The socket requests that workers are waiting on, which a cancel or
     /// the drop wakes.
     pub(crate) waiting: Vec<Waiting>,
+}
+
+impl State {
+    /// How many workers other than the caller (a worker that is neither
+    /// idle nor spinning) are running a job that is not a wait for a
+    /// socket: each of them looks at the queue again soon, so the caller
+    /// need not spin for the next job, and does not take a CPU from them.
+    fn others_running(&self) -> usize {
+        self.workers
+            .saturating_sub(1 + self.idle + self.spinning + self.waiting.len())
+    }
 }
 
 /// A worker waiting for a socket to be ready.
@@ -102,6 +119,11 @@ pub(crate) struct Shared {
     /// Whether `done` holds any: read without the lock by
     /// [`OpEngine::has_completions`].
     pub(crate) has_done: AtomicBool,
+    /// The queue's length, for a spinning worker to watch without the
+    /// lock; written under it with every change of the queue.
+    pub(crate) queued: AtomicUsize,
+    /// [`State::stopping`], for a spinning worker to watch without the lock.
+    pub(crate) stopping: AtomicBool,
     pub(crate) remote: Remote,
     pub(crate) options: PoolOptions,
     pub(crate) jobs_run: AtomicU64,
@@ -116,6 +138,8 @@ impl Shared {
             closed: Condvar::new(),
             done: Mutex::default(),
             has_done: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
             remote,
             options,
             jobs_run: AtomicU64::new(0),
@@ -133,17 +157,33 @@ impl Shared {
         self.done.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `job`, and hands it to an idle worker or starts one. On
-    /// failure the job is given back, not queued.
+    /// Mirrors the queue's length into [`queued`](Shared::queued); called
+    /// under the state lock after every change of the queue.
+    pub(crate) fn note_queue(&self, state: &State) {
+        self.queued.store(state.queue.len(), Ordering::Release);
+    }
+
+    /// Queues `job`, and hands it to a worker that looks at the queue
+    /// anyway (one returning from a job, spinning, or already signalled),
+    /// else signals an idle one, else starts one. On failure the job is
+    /// given back, not queued.
     pub(crate) fn enqueue(self: &Arc<Shared>, job: Job) -> Result<(), (io::Error, Job)> {
         let mut state = self.lock_state();
         if state.stopping {
             return Err((io::Error::from_raw_os_error(libc::ESHUTDOWN), job));
         }
         state.queue.push_back(job);
-        // Each idle worker takes one of the queued jobs when it wakes: if
-        // there are at least as many as jobs, this one has a taker.
-        if state.idle + state.returning >= state.queue.len() {
+        self.note_queue(&state);
+        // Each of these takes one queued job: if there are at least as many
+        // as jobs, this one has a taker without a wake-up.
+        if state.returning + state.spinning + state.signalled >= state.queue.len() {
+            return Ok(());
+        }
+        if state.idle > state.signalled {
+            state.signalled += 1;
+            // Signalled after the unlock, so that the woken worker does not
+            // wait for the lock at once.
+            drop(state);
             self.work.notify_one();
             return Ok(());
         }
@@ -171,6 +211,7 @@ impl Shared {
             Err(_) if state.workers > 0 => Ok(()),
             Err(e) => {
                 let job = state.queue.pop_back().expect("the job just queued");
+                self.note_queue(&state);
                 Err((e, job))
             }
         };
@@ -182,17 +223,26 @@ impl Shared {
     }
 
     /// A worker's life: take jobs until none comes within the idle
-    /// timeout, or the pool stops.
+    /// timeout, or the pool stops. A worker that finds the queue empty
+    /// after a job, while no other worker spins or runs a job, spins for
+    /// [`PoolOptions::spin`] first, so that a job queued soon after costs
+    /// its submitter no wake-up and its taker no sleep.
     pub(crate) fn work_loop(&self) {
+        if let Some(hook) = &self.options.on_worker_start {
+            // The panic hook has reported it; the worker serves anyway.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| hook()));
+        }
         // Made for the first socket request this worker waits on, kept for
         // the next ones.
         let mut wake = None;
+        let mut may_spin = false;
         let mut state = self.lock_state();
         loop {
             if state.stopping {
                 break;
             }
             if let Some(job) = state.queue.pop_front() {
+                self.note_queue(&state);
                 if let Job::Op(id, request) = &job
                     && request.0.readiness().is_some()
                 {
@@ -202,6 +252,20 @@ impl Shared {
                 self.run(job, &mut wake);
                 state = self.lock_state();
                 state.returning -= 1;
+                may_spin = true;
+                continue;
+            }
+            if may_spin
+                && state.spinning == 0
+                && state.others_running() == 0
+                && !self.options.spin.is_zero()
+            {
+                may_spin = false;
+                state.spinning += 1;
+                drop(state);
+                self.spin();
+                state = self.lock_state();
+                state.spinning -= 1;
                 continue;
             }
             let deadline = Instant::now().checked_add(self.options.idle_timeout);
@@ -226,6 +290,10 @@ impl Shared {
                             .0
                     }
                 };
+                // Taken as this worker's signal (a spurious or timed-out
+                // wake may take one too: then a later job signals one
+                // worker more than it needs, which is harmless).
+                state.signalled = state.signalled.saturating_sub(1);
             }
             state.idle -= 1;
             if state.queue.is_empty() && !state.stopping {
@@ -235,6 +303,24 @@ impl Shared {
         // Under the same lock as the decision to leave: a job queued from
         // now on does not count on this worker.
         state.workers -= 1;
+    }
+
+    /// Waits, without the lock, until a job is queued, the pool stops, or
+    /// the spin time is over.
+    fn spin(&self) {
+        let until = Instant::now().checked_add(self.options.spin);
+        loop {
+            for _ in 0..64 {
+                if self.queued.load(Ordering::Acquire) != 0 || self.stopping.load(Ordering::Acquire)
+                {
+                    return;
+                }
+                std::hint::spin_loop();
+            }
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return;
+            }
+        }
     }
 
     pub(crate) fn run(&self, job: Job, wake: &mut Option<OwnedFd>) {

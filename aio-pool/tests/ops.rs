@@ -323,6 +323,7 @@ fn idle_workers_leave_after_the_timeout_and_come_back_on_demand() {
     let (ctx, pool) = context(PoolOptions {
         max_workers: 3,
         idle_timeout: Duration::from_millis(50),
+        ..PoolOptions::default()
     });
     let file = temp_file(&pattern(9, 1024));
     let finished = Rc::new(Cell::new(0));

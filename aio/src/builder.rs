@@ -7,6 +7,7 @@ use std::fmt;
 use std::io;
 
 use aio_core::{AioContext, Clock, PollParams};
+use aio_pool::{Pool, PoolOptions};
 
 use crate::backend::{Backend, describe_refusal};
 use crate::select::{Open, plan};
@@ -32,6 +33,7 @@ pub struct Builder {
     backend: Option<Backend>,
     params: PollParams,
     clock: Option<Clock>,
+    pool: PoolOptions,
 }
 
 impl Builder {
@@ -57,6 +59,25 @@ impl Builder {
     /// Sets the clock (default: monotonic).
     pub fn clock(mut self, clock: impl Into<Clock>) -> Builder {
         self.clock = Some(clock.into());
+        self
+    }
+
+    /// Sizes the thread pool that carries out operations where the backend
+    /// has no ring (default: [`PoolOptions::default`]).
+    ///
+    /// ```
+    /// use aio::prelude::*;
+    /// use aio::{OpKind, PoolOptions};
+    ///
+    /// let ctx = AioContext::builder()
+    ///     .backend(Backend::Epoll)
+    ///     .pool_options(PoolOptions { max_workers: 4, ..PoolOptions::default() })
+    ///     .build()?;
+    /// assert_eq!(ctx.op_engine(OpKind::Read), Some("thread pool"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pool_options(mut self, options: PoolOptions) -> Builder {
+        self.pool = options;
         self
     }
 
@@ -87,7 +108,7 @@ impl Builder {
         let mut builder = plan
             .builder()
             .poll_params(self.params)
-            .ops_fallback(|remote| Box::new(aio_pool::Pool::new(remote)));
+            .ops_fallback(move |remote| Box::new(Pool::with_options(remote, self.pool)));
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
         }

@@ -76,6 +76,7 @@ mod select;
 pub mod tokio;
 
 pub use aio_core::*;
+pub use aio_pool::{PoolOptions, WorkerHook};
 pub use backend::{Backend, EPOLL_UPGRADE_AT, describe_refusal, make_watchable};
 pub use builder::{BACKEND_ENV, BackendError, Builder};
 

@@ -4,8 +4,10 @@
 
 use std::io;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 
+use aio::PoolOptions;
 use aio::prelude::*;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -81,6 +83,17 @@ impl Cpus {
         match self.partners.len() {
             0 => Ok(()),
             n => sys::pin_to(self.partners[i % n]),
+        }
+    }
+
+    /// A hook that pins each thread it runs on to the next partner CPU,
+    /// round robin: for a pool's workers (aio's, tokio's blocking pool),
+    /// which would otherwise inherit the home thread's CPU and take turns
+    /// with it.
+    pub fn partner_hook(&self) -> impl Fn() + Send + Sync + 'static {
+        let (cpus, next) = (self.clone(), AtomicUsize::new(0));
+        move || {
+            let _ = cpus.pin_partner(next.fetch_add(1, Ordering::Relaxed));
         }
     }
 
@@ -312,6 +325,21 @@ impl Monitor {
         AioContext::builder()
             .backend(self.backend())
             .poll_params(params)
+            .build()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.variant())))
+    }
+
+    /// [`context`](Monitor::context), with the thread pool's workers on
+    /// the partner CPUs.
+    ///
+    /// # Errors
+    ///
+    /// The backend is refused or not compiled in.
+    pub fn pooled_context(self, params: PollParams, cpus: &Cpus) -> io::Result<AioContext> {
+        AioContext::builder()
+            .backend(self.backend())
+            .poll_params(params)
+            .pool_options(PoolOptions::default().on_worker_start(cpus.partner_hook()))
             .build()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.variant())))
     }

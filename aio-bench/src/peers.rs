@@ -5,6 +5,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
+use crate::env::Cpus;
 use crate::sys;
 
 /// Adds `fd` to `poller` in level mode with key `key`.
@@ -40,6 +41,16 @@ pub fn tokio_runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
+        .build()
+}
+
+/// [`tokio_runtime`] whose blocking pool's threads run on the partner
+/// CPUs, as aio's pool workers do in the same scenario.
+pub fn tokio_blocking_runtime(cpus: &Cpus) -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .on_thread_start(cpus.partner_hook())
         .build()
 }
 

@@ -119,7 +119,10 @@ pub(super) fn run(env: &Env<'_>, report: &mut ScenarioReport) -> io::Result<()> 
             ));
         }
         if env.wants("aio-pool") {
-            aio.push(("aio-pool", Monitor::Epoll.context(PollParams::OFF)?));
+            aio.push((
+                "aio-pool",
+                Monitor::Epoll.pooled_context(PollParams::OFF, &env.cpus)?,
+            ));
         }
         let readers: Vec<_> = aio
             .iter()

@@ -28,7 +28,7 @@ mod direct;
 mod mixed;
 
 use crate::measure::Variant;
-use crate::peers::tokio_runtime;
+use crate::peers::tokio_blocking_runtime;
 use crate::report::{Group, ScenarioReport, Target};
 use aligned::AlignedBuf;
 
@@ -290,13 +290,16 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
             ));
         }
         if wants("aio-pool") {
-            aio.push(("aio-pool", Monitor::Epoll.context(PollParams::OFF)?));
+            aio.push((
+                "aio-pool",
+                Monitor::Epoll.pooled_context(PollParams::OFF, &env.cpus)?,
+            ));
         }
         let readers: Vec<_> = aio
             .iter()
             .map(|_| Reader::new(&file, size, || Vec::with_capacity(BLOCK)))
             .collect();
-        let rt = tokio_runtime()?;
+        let rt = tokio_blocking_runtime(&env.cpus)?;
         let tokio_offsets = RefCell::new(Offsets::new(size));
         let std_offsets = RefCell::new(Offsets::new(size));
         let mut variants: Vec<Variant<'_>> = Vec::new();

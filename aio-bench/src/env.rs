@@ -2,9 +2,12 @@
 //! CPUs threads are pinned to ([`Cpus`]), the [`Progress`] bar, and the
 //! aio [`Monitor`]s measured.
 
+use std::cell::Cell;
 use std::io;
 use std::io::IsTerminal;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 
 use aio::PoolOptions;
@@ -330,19 +333,57 @@ impl Monitor {
     }
 
     /// [`context`](Monitor::context), with the thread pool's workers on
-    /// the partner CPUs.
+    /// the partner CPUs and `workers` of them started already, so that no
+    /// worker's start (a thread, an allocation) falls in a measurement.
     ///
     /// # Errors
     ///
-    /// The backend is refused or not compiled in.
-    pub fn pooled_context(self, params: PollParams, cpus: &Cpus) -> io::Result<AioContext> {
-        AioContext::builder()
+    /// The backend is refused or not compiled in, or the workers did not
+    /// start.
+    pub fn pooled_context(
+        self,
+        params: PollParams,
+        cpus: &Cpus,
+        workers: usize,
+    ) -> io::Result<AioContext> {
+        let options = PoolOptions::default().on_worker_start(cpus.partner_hook());
+        // More closures waiting for each other than the pool has workers
+        // would wait for ever.
+        let workers = workers.min(options.max_workers.max(1));
+        let ctx = AioContext::builder()
             .backend(self.backend())
             .poll_params(params)
-            .pool_options(PoolOptions::default().on_worker_start(cpus.partner_hook()))
+            .pool_options(options)
             .build()
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.variant())))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.variant())))?;
+        start_workers(&ctx, workers)?;
+        Ok(ctx)
     }
+}
+
+/// Has `n` of the pool's workers running: `n` closures that wait for each
+/// other, so that each holds a worker of its own.
+fn start_workers(ctx: &AioContext, n: usize) -> io::Result<()> {
+    let all_met = Arc::new(Barrier::new(n));
+    let done = Rc::new(Cell::new(0usize));
+    let failed = Rc::new(Cell::new(false));
+    for _ in 0..n {
+        let (all_met, done, failed) = (Arc::clone(&all_met), Rc::clone(&done), Rc::clone(&failed));
+        ctx.run_blocking(
+            move || {
+                all_met.wait();
+            },
+            move |_, result| {
+                failed.set(failed.get() || result.is_err());
+                done.set(done.get() + 1);
+            },
+        );
+    }
+    ctx.run_until(|| done.get() == n)?;
+    if failed.get() {
+        return Err(io::Error::other("a pool worker did not start"));
+    }
+    Ok(())
 }
 
 /// Whether this machine allows io_uring (checked once); where it does not,

@@ -85,10 +85,10 @@ impl AioContext {
     /// `blocking`).
     fn begin_pass(&self, blocking: bool) -> Pass {
         let inner = &*self.inner;
-        // A clock reading costs tens of nanoseconds: a non-blocking
-        // iteration with polling off has no use for one (timers read it
-        // themselves, and only when one is armed).
-        let start = if blocking || inner.window.is_on() {
+        // A clock reading costs tens of nanoseconds: with polling off only
+        // a blocking pass's timeout needs one, and only when a timer is
+        // armed (timers read the clock themselves when they run).
+        let start = if inner.window.is_on() || blocking && self.timer_armed() {
             let now = inner.clock.now_ns();
             inner.window.note_clock(now);
             now
@@ -115,6 +115,12 @@ impl AioContext {
             timeout,
             waited: start,
         }
+    }
+
+    /// Whether a timer is armed: the next wait's timeout depends on the
+    /// clock.
+    fn timer_armed(&self) -> bool {
+        self.inner.timers.borrow().next_deadline().is_some()
     }
 
     /// How long the next wait may block: zero if a bottom half is

@@ -4,6 +4,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 
 use super::request::{OpCompletion, OpId, OpRequest};
@@ -89,7 +90,7 @@ struct Slot {
 pub(crate) struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    spare: HashMap<TypeId, Vec<Box<dyn Pending>>>,
+    spare: HashMap<TypeId, Vec<Box<dyn Pending>>, BuildHasherDefault<TypeIdHasher>>,
     in_flight: usize,
 }
 
@@ -218,5 +219,27 @@ impl Table {
         self.slots
             .get_mut(id.index() as usize)
             .filter(|slot| slot.generation == id.generation() && slot.op.is_some())
+    }
+}
+
+/// The hasher of the spare boxes' map: a `TypeId` is a hash already, so
+/// its bits are taken as they are; SipHash would cost two hashes per
+/// operation (its box taken, its box kept) for nothing.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
     }
 }

@@ -153,10 +153,15 @@ impl AioContext {
     fn wait(&self, events: &mut Vec<ReadyEvent>, pass: &Pass) -> io::Result<bool> {
         let inner = &*self.inner;
         let mut timeout = pass.timeout;
-        if pass.may_block() && !self.announce(&inner.announcement) {
+        // A pass that a notification stops from blocking may have run no
+        // poll round (a zero poll time: no window), so `poll` callbacks
+        // cannot stand in for the monitor: it is asked, without waiting.
+        let notified = pass.may_block() && !self.announce(&inner.announcement);
+        if notified {
             timeout = Some(0);
         }
         let ask = timeout != Some(0)
+            || notified
             || inner.window.needs_wait_now(
                 inner.monitor.borrow_mut().pending(),
                 pass.now,

@@ -46,6 +46,7 @@
 mod ops;
 mod registrations;
 mod ring;
+mod ring_fd;
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -143,6 +144,30 @@ impl UringMonitor {
     /// measurements.
     pub fn enters(&self) -> u64 {
         self.ring.enters()
+    }
+
+    /// Whether the calling thread enters the ring by its index in the
+    /// thread's table of registered rings (`IORING_REGISTER_RING_FDS`,
+    /// Linux 5.18), which spares the kernel an fd lookup per enter. The
+    /// ring is registered at its first enter, with the thread that makes
+    /// it; any other thread enters by the fd. Dropping the monitor on that
+    /// thread takes the ring out of the table.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use aio_core::FdMonitor;
+    /// use fdmon_uring::UringMonitor;
+    ///
+    /// let mut monitor = UringMonitor::new()?;
+    /// assert!(!monitor.enters_by_index(), "not before the first enter");
+    /// monitor.wait(&mut Vec::new(), Some(Duration::ZERO))?;
+    /// monitor.wait(&mut Vec::new(), Some(Duration::from_millis(1)))?;
+    /// let elsewhere = std::thread::scope(|s| s.spawn(|| monitor.enters_by_index()).join());
+    /// assert!(!elsewhere.unwrap(), "another thread enters by the fd");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn enters_by_index(&self) -> bool {
+        self.ring.entered_by_index()
     }
 
     /// Fault injection, for tests: from now on every `every`-th

@@ -3,6 +3,7 @@
 //! place that enters the kernel.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,6 +14,8 @@ use io_uring::cqueue::CompletionQueue;
 use io_uring::register::Probe;
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{IoUring, opcode, squeue};
+
+use crate::ring_fd::RingFd;
 
 /// How the kernel runs the task work that turns an fd's wake-up into a
 /// completion on the ring, and so whether the loop can see that completion
@@ -183,6 +186,8 @@ pub(crate) struct Ring {
     disabled: bool,
     /// How many times the monitor entered the kernel with this ring.
     enters: u64,
+    /// The ring's fd in its thread's table of registered rings.
+    ring_fd: RingFd,
     /// Fault injection: every n-th submission made to free room in a full
     /// queue for an operation fails with this errno (n = 0: never).
     refuse_room: (u32, i32),
@@ -237,6 +242,7 @@ impl Ring {
             task_run: options.task_run,
             disabled: options.task_run.single_issuer(),
             enters: 0,
+            ring_fd: RingFd::default(),
             refuse_room: (0, 0),
             room_submits: 0,
             refused: Arc::default(),
@@ -332,6 +338,9 @@ impl Ring {
             self.uring.submitter().register_enable_rings()?;
             self.disabled = false;
         }
+        // Registered at the first enter, on the thread that will go on
+        // entering (the one a single-issuer ring is bound to).
+        self.ring_fd.register_once(self.uring.as_fd());
         let to_submit = u32::try_from(self.uring.submission().len()).unwrap_or(u32::MAX);
         let ts = timeout.filter(|_| min_complete > 0).map(timespec);
         let args = ts.as_ref().map(|ts| SubmitArgs::new().timespec(ts));
@@ -340,23 +349,46 @@ impl Ring {
         if args.is_some() {
             flags |= EnterFlags::EXT_ARG;
         }
-        // The kernel reads `args` (when given, with the EXT_ARG flag that
+        let (fd, registered) = self.ring_fd.for_enter(self.uring.as_fd());
+        let arg = args.as_ref().map_or(std::ptr::null(), |args| {
+            std::ptr::from_ref(args).cast::<libc::c_void>()
+        });
+        // The kernel reads `arg` (when given, with the EXT_ARG flag that
         // says so): a `SubmitArgs` is the kernel's `io_uring_getevents_arg`
-        // with no signal mask and a pointer to `ts`. Without EXT_ARG the
-        // argument is a null signal mask.
+        // (the type is `repr(transparent)` over it) with no signal mask and
+        // a pointer to `ts`. Without EXT_ARG the argument is a null signal
+        // mask. `fd` is the ring's fd, or its index in this thread's table
+        // with the flag that says so.
         // SAFETY: `args` and `ts` live on this frame until the call returns;
         // the queued requests point to no memory (see `push`) or to memory
         // kept valid until their completion (see `push_op`).
         let entered = unsafe {
-            self.uring
-                .submitter()
-                .enter(to_submit, min_complete, flags.bits(), args.as_ref())
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                to_submit,
+                min_complete,
+                flags.bits() | registered,
+                arg,
+                std::mem::size_of::<SubmitArgs>(),
+            )
+        };
+        let entered = if entered < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
         };
         match entered {
             Ok(_) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the calling thread enters the ring by its registered index
+    /// rather than by its fd.
+    pub(crate) fn entered_by_index(&self) -> bool {
+        self.ring_fd.is_registered_here()
     }
 
     /// The completions posted so far; those iterated over are consumed
@@ -414,6 +446,12 @@ impl Ring {
         } else {
             Pending::Unknown
         }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.ring_fd.unregister(self.uring.as_fd());
     }
 }
 

@@ -333,23 +333,19 @@ impl Monitor {
     }
 
     /// [`context`](Monitor::context), with the thread pool's workers on
-    /// the partner CPUs and `workers` of them started already, so that no
-    /// worker's start (a thread, an allocation) falls in a measurement.
+    /// the partner CPUs and every worker it may have started already: a
+    /// pool starts a worker whenever a job finds none idle (a worker that
+    /// just finished a job is not idle yet), so under a steady queue depth
+    /// it grows to its maximum, and no such start (a thread, its
+    /// allocations) must fall in a measurement.
     ///
     /// # Errors
     ///
     /// The backend is refused or not compiled in, or the workers did not
     /// start.
-    pub fn pooled_context(
-        self,
-        params: PollParams,
-        cpus: &Cpus,
-        workers: usize,
-    ) -> io::Result<AioContext> {
+    pub fn pooled_context(self, params: PollParams, cpus: &Cpus) -> io::Result<AioContext> {
         let options = PoolOptions::default().on_worker_start(cpus.partner_hook());
-        // More closures waiting for each other than the pool has workers
-        // would wait for ever.
-        let workers = workers.min(options.max_workers.max(1));
+        let workers = options.max_workers.max(1);
         let ctx = AioContext::builder()
             .backend(self.backend())
             .poll_params(params)

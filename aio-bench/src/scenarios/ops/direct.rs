@@ -121,7 +121,7 @@ pub(super) fn run(env: &Env<'_>, report: &mut ScenarioReport) -> io::Result<()> 
         if env.wants("aio-pool") {
             aio.push((
                 "aio-pool",
-                Monitor::Epoll.pooled_context(PollParams::OFF, &env.cpus, depth)?,
+                Monitor::Epoll.pooled_context(PollParams::OFF, &env.cpus)?,
             ));
         }
         let readers: Vec<_> = aio

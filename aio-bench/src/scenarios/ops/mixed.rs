@@ -172,7 +172,7 @@ pub(super) fn run(
         "figure: ns per round trip (a byte to a partner thread and back, through the context's fd handler)".to_owned(),
         format!("{DEPTH} random 4 KiB reads of the page-cached file in flight throughout (each completion issues the next); the no-reads row is the same ping-pong alone"),
         "counters per round trip: loop iterations, monitor waits (at most one per iteration: readiness and completions come back from the same wait), reads completed".to_owned(),
-        "aio-pool: an epoll context; the reads run on its thread pool, whose completions ring the context's doorbell".to_owned(),
+        "aio-pool: an epoll context; the reads run on its thread pool, whose completions ring the context's doorbell; its workers inherit the home thread's CPU, whose time the 32 reads then share with the loop, so its round trip says what the reads cost in CPU, not what the loop costs (with the workers on the partner's CPU instead, the partner starves: milliseconds per round trip)".to_owned(),
     ];
     let group = Group::new(id, title, "ns per round trip", &reference, rows, notes);
     for name in [ring, "aio-pool"] {

@@ -295,13 +295,13 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
         if wants("aio-pool") {
             aio.push((
                 "aio-pool",
-                Monitor::Epoll.pooled_context(PollParams::OFF, &env.cpus, depth)?,
+                Monitor::Epoll.pooled_context(PollParams::OFF, &env.cpus)?,
             ));
         }
         if wants(POOL_POLLED) {
             aio.push((
                 POOL_POLLED,
-                Monitor::Epoll.pooled_context(PollParams::IOTHREAD, &env.cpus, depth)?,
+                Monitor::Epoll.pooled_context(PollParams::IOTHREAD, &env.cpus)?,
             ));
         }
         let readers: Vec<_> = aio
@@ -346,7 +346,7 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
         drop(variants);
         let notes = vec![
             format!("a {} MiB file in the page cache; one thread issues; IOPS = 1e9 / ns per read", size >> 20),
-            "aio-pool: an epoll context, whose reads go to its thread pool (one wake-up per burst of completions); its workers, as tokio's blocking threads, run on the CPUs other than the issuing thread's, and are started before measuring".to_owned(),
+            "aio-pool: an epoll context, whose reads go to its thread pool (one wake-up per burst of completions); its workers, as tokio's blocking threads, run on the CPUs other than the issuing thread's, and all it may have (64) are started before measuring".to_owned(),
             format!("{POOL_POLLED}: the same with PollParams::IOTHREAD (max_ns 32 us): the loop busy-polls for the workers' completions before it blocks"),
         ];
         let group = Group::new(&id, &title, "ns per read", reference, rows, notes);

@@ -86,13 +86,15 @@ impl AioContext {
         // gate's accounting.
         if !blocking
             || !window.polls_at_once()
-            || inner.monitor.borrow_mut().pending() == Pending::Submit
             || window.length(None, self.has_ops_in_flight()) == 0
             || self.window_needs_peek()
         {
             return None;
         }
         let now = window.reuse_clock()?;
+        if inner.monitor.borrow_mut().pending() == Pending::Submit && !self.kernel_can_wait(now) {
+            return None;
+        }
         window.enter_mode();
         let (found, user_work) = window.poll_round(ready, now, self.is_external_disabled());
         if !found {
@@ -135,7 +137,7 @@ impl AioContext {
         let mut now = pass.now;
         let mut end = WindowEnd::TimedOut;
         let mut user_work = false;
-        if inner.monitor.borrow_mut().pending() == Pending::Submit {
+        if inner.monitor.borrow_mut().pending() == Pending::Submit && !self.kernel_can_wait(now) {
             if self.wait_now(ready, pass.iteration, inner.clock.now_ns())? {
                 end = WindowEnd::Hit;
             }
@@ -186,6 +188,7 @@ impl AioContext {
         // Nothing the window runs can change this: `poll` callbacks and
         // hooks do not get the context.
         let held_back = self.is_external_disabled();
+        let kernel_waits = self.kernel_can_wait(start);
         let mut now = start;
         let mut last_peek = None;
         let mut user_work = false;
@@ -196,12 +199,13 @@ impl AioContext {
             let pending = inner.monitor.borrow_mut().pending();
             if found
                 || inner.shared.notify_state().is_notified()
-                || pending == Pending::Yes
+                || pending == Pending::Yes && !kernel_waits
                 || self.ops_have_completions()
             {
                 return Ok((WindowEnd::Hit, user_work, now));
             }
             if pending == Pending::Submit
+                && !kernel_waits
                 && self.wait_now(ready, iteration, inner.clock.now_ns())?
             {
                 return Ok((WindowEnd::Hit, user_work, inner.clock.now_ns()));
@@ -227,6 +231,15 @@ impl AioContext {
                 }
             }
         }
+    }
+
+    /// Whether the monitor's "yes" and its queued requests can wait, at
+    /// `now`, for the next fd check (see `PollWindow::kernel_can_wait`).
+    fn kernel_can_wait(&self, now: u64) -> bool {
+        let inner = &*self.inner;
+        inner
+            .window
+            .kernel_can_wait(now, self.has_ops_in_flight(), &inner.registry.borrow())
     }
 
     /// Whether the window must peek at the monitor with a system call: some

@@ -166,6 +166,7 @@ impl AioContext {
                 inner.monitor.borrow_mut().pending(),
                 pass.now,
                 pass.iteration,
+                self.has_ops_in_flight(),
                 &inner.registry,
             );
         let result = if ask {

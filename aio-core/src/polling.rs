@@ -256,30 +256,59 @@ impl PollWindow {
 
     /// Whether an iteration that may not block must still ask the monitor
     /// (a zero-timeout wait), at `now`, in iteration `iteration`, given
-    /// what the monitor says is `pending`.
+    /// what the monitor says is `pending` and whether operations are in
+    /// flight.
     ///
     /// Not if the monitor shows that nothing is, nor if a peek in this
     /// iteration's window just asked, nor, for up to
     /// [`FD_CHECK_INTERVAL_NS`] at a time, if every watched fd's work shows
     /// in a `poll` callback (the loop just asked them): a system call saved
     /// per iteration, as QEMU does, with a bound on how long an fd event
-    /// that a `poll` callback does not report can wait.
+    /// that a `poll` callback does not report can wait. A monitor that
+    /// shows readiness in user space is held to the same rule (see
+    /// [`kernel_can_wait`](PollWindow::kernel_can_wait)).
     pub(crate) fn needs_wait_now(
         &self,
         pending: Pending,
         now: u64,
         iteration: u64,
+        ops_in_flight: bool,
         registry: &RefCell<Registry>,
     ) -> bool {
         match pending {
             Pending::No => false,
-            Pending::Yes => true,
+            Pending::Yes => !self.kernel_can_wait(now, ops_in_flight, &registry.borrow()),
             _ if self.last_wait_iteration.get() == iteration => false,
-            Pending::Unknown | Pending::Submit => {
-                now.saturating_sub(self.last_wait.get()) >= FD_CHECK_INTERVAL_NS
-                    || !self.covers_every_fd(&registry.borrow())
-            }
+            Pending::Submit => !self.kernel_can_wait(now, ops_in_flight, &registry.borrow()),
+            Pending::Unknown => self.fd_check_due(now, &registry.borrow()),
         }
+    }
+
+    /// Whether what a monitor that shows readiness has for the kernel or
+    /// from it (its "yes", the requests it holds) can wait for the next fd
+    /// check, at `now`: no operation is in flight (their completions and
+    /// requests have no `poll` callback to stand in for them), some
+    /// handler's `poll` callback stands in for every watched fd, and the
+    /// check is not due. Then its "yes" is no more urgent than epoll's
+    /// silence, and a re-armed poll request would only report, at once,
+    /// work that the `poll` callback serves anyway (an eventfd that a
+    /// sender writes for every message stays readable while polling
+    /// serves the messages).
+    pub(crate) fn kernel_can_wait(
+        &self,
+        now: u64,
+        ops_in_flight: bool,
+        registry: &Registry,
+    ) -> bool {
+        !ops_in_flight && !self.polled.borrow().is_empty() && !self.fd_check_due(now, registry)
+    }
+
+    /// Whether the kernel must be asked about the watched fds at `now`:
+    /// the last wait is [`FD_CHECK_INTERVAL_NS`] old, or some watched fd's
+    /// work would not show in a `poll` callback.
+    fn fd_check_due(&self, now: u64, registry: &Registry) -> bool {
+        now.saturating_sub(self.last_wait.get()) >= FD_CHECK_INTERVAL_NS
+            || !self.covers_every_fd(registry)
     }
 
     /// Whether every watched fd's work shows without asking the kernel: each

@@ -31,8 +31,11 @@ fn is_open(fd: RawFd) -> bool {
 
 /// An fd number that was open and is now closed, and that no other test's
 /// thread will take meanwhile: the kernel hands out the lowest free number,
-/// so the one just below the fd limit stays free.
+/// so those just below the fd limit stay free, and each call takes one of
+/// its own (tests of this file run in parallel threads, and two that
+/// shared a number closed each other's duplicate).
 fn open_then_closed() -> RawFd {
+    static TAKEN: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -40,7 +43,8 @@ fn open_then_closed() -> RawFd {
     // SAFETY: `limit` is a live, exclusively borrowed rlimit for the call.
     let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     assert_eq!(got, 0, "getrlimit");
-    let high = RawFd::try_from(limit.rlim_cur.min(1 << 20) - 1).expect("fd limit");
+    let below = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let high = RawFd::try_from(limit.rlim_cur.min(1 << 20)).expect("fd limit") - below;
     let fd = EventNotifier::new().expect("eventfd");
     assert!(!is_open(high), "fd {high} is already open");
     // SAFETY: dup2 onto a number below the limit that nothing here holds

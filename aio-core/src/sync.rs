@@ -6,13 +6,21 @@
 //!
 //! Only what those three modules share goes through here; `Arc` stays the
 //! standard one everywhere (it is shared with code that loom does not
-//! model, and its reference counts are not what the models check).
+//! model), except [`StateArc`], whose reference count is what the models
+//! check.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, fence};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
+/// The `Arc` of a bottom half's state word: its count says whether
+/// another thread can reach the word (`bh.rs`), so the models check it.
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc as StateArc;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc as StateArc;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, fence};
 #[cfg(loom)]

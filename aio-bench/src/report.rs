@@ -157,10 +157,21 @@ impl Target {
         }
     }
 
-    /// Adds a note, shown when the target is not met.
+    /// Adds a note, shown with the verdict.
     pub fn note(mut self, note: impl Into<String>) -> Target {
         self.note = Some(note.into());
         self
+    }
+
+    /// This target with `reason` as its note if it is not met: why, as
+    /// measured when the target was looked into.
+    #[must_use]
+    pub fn note_if_not_met(self, reason: impl Into<String>) -> Target {
+        if self.verdict == Verdict::NotMet {
+            self.note(reason)
+        } else {
+            self
+        }
     }
 
     /// The measured figure with its unit.

@@ -85,17 +85,34 @@ pub fn run(env: &Env<'_>) -> io::Result<ScenarioReport> {
     }
     let mut targets = Vec::new();
     for group in &groups {
-        for (monitor, limit) in [(Monitor::Epoll, 1.05), (Monitor::IoUring, 1.0)] {
+        for (monitor, limit, why) in [
+            (
+                Monitor::Epoll,
+                1.05,
+                "the same three system calls as the raw loop; the gap is the loop's own work in \
+                 user space (the pass, the dispatch through the registry, the handler's callback)",
+            ),
+            (
+                Monitor::IoUring,
+                1.0,
+                "the ring's poll requests are one-shot, re-armed after each event so that readiness \
+                 stays level-triggered (the kernel polls the fd again at each re-arm); raw-io_uring \
+                 arms a multishot poll once, which is edge-like",
+            ),
+        ] {
             let v = monitor.variant();
             if group.row(v).is_some() {
-                targets.push(Target::at_most(
-                    &group.id,
-                    v,
-                    format!("<= {limit:.2}x {REFERENCE}"),
-                    group.ratio(v, REFERENCE),
-                    limit,
-                    "x",
-                ));
+                targets.push(
+                    Target::at_most(
+                        &group.id,
+                        v,
+                        format!("<= {limit:.2}x {REFERENCE}"),
+                        group.ratio(v, REFERENCE),
+                        limit,
+                        "x",
+                    )
+                    .note_if_not_met(why),
+                );
             }
         }
     }

@@ -16,7 +16,7 @@ use super::{AlignedBuf, BLOCK, RawRing, Reader, aio_batch};
 use super::{Offsets, REFERENCE};
 use crate::env::{Env, Monitor, io_uring_available};
 use crate::measure::Variant;
-use crate::report::{Group, ScenarioReport, Target};
+use crate::report::{Group, ScenarioReport};
 
 /// Where to look for a file system that takes `O_DIRECT`, first to last:
 /// `AIO_BENCH_DIRECT_DIR` if set, the temporary directory, the current one.
@@ -170,17 +170,7 @@ pub(super) fn run(env: &Env<'_>, report: &mut ScenarioReport) -> io::Result<()> 
             "tokio-fs left out: tokio::fs cannot read into an aligned buffer".to_owned(),
         ];
         let group = Group::new(&id, &title, "ns per read", reference, rows, notes);
-        let ring = Monitor::IoUring.variant();
-        if group.row(ring).is_some() && group.row(REFERENCE).is_some() {
-            report.targets.push(Target::at_most(
-                &id,
-                ring,
-                format!("IOPS >= 0.95x {REFERENCE} (ns <= 1.053x)"),
-                group.ratio(ring, REFERENCE),
-                1.0 / 0.95,
-                "x",
-            ));
-        }
+        report.targets.extend(super::ring_target(&id, &group));
         report.groups.push(group);
     }
     Ok(())

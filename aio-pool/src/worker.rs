@@ -136,7 +136,9 @@ impl Shared {
             state: Mutex::default(),
             work: Condvar::new(),
             closed: Condvar::new(),
-            done: Mutex::default(),
+            // Room for a completion from each worker: a burst of them
+            // takes no allocation.
+            done: Mutex::new(Vec::with_capacity(options.max_workers.max(1))),
             has_done: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),

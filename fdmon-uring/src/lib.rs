@@ -171,12 +171,14 @@ impl UringMonitor {
     }
 
     /// Fault injection, for tests: from now on every `every`-th
-    /// `io_uring_enter` that the monitor makes to free room in a full
-    /// submission queue for an operation fails with `errno` without
-    /// submitting anything, as a kernel short of memory or of completion
-    /// room refuses one (`EAGAIN`, `EBUSY`; `ENOMEM`). The operation is
-    /// then not queued, and the core sends it again at the next iteration.
-    /// Returns a counter of the refusals made.
+    /// `io_uring_enter` that would submit requests (to free room in a full
+    /// submission queue, or with a wait) fails with `errno` without
+    /// submitting or waiting, as a kernel short of memory or of completion
+    /// room refuses one (`EAGAIN`, `EBUSY`, `ENOMEM`; `EINTR`). An
+    /// operation that needed the room is then not queued, and the core
+    /// sends it again at the next iteration; a refused wait ends at once,
+    /// its requests still queued for the next. Returns a counter of the
+    /// refusals made.
     ///
     /// ```
     /// use fdmon_uring::{UringMonitor, UringOptions};
@@ -187,7 +189,7 @@ impl UringMonitor {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn refuse_submits_every(&mut self, every: u32, errno: i32) -> Arc<AtomicU64> {
-        self.ring.refuse_room(every, errno)
+        self.ring.refuse_submits(every, errno)
     }
 
     /// How many fds are watched.
@@ -241,7 +243,12 @@ impl UringMonitor {
             if events.len() > before || !self.ops.done.is_empty() {
                 return Ok(Some(()));
             }
-            entered.map(|_| None)
+            match entered {
+                // Waiting on could wait for requests the kernel never got:
+                // the wait ends, and the loop's next one sends them again.
+                Err(e) if refused_for_now(&e) => Ok(Some(())),
+                entered => entered.map(|_| None),
+            }
         })?;
         Ok(())
     }
@@ -332,11 +339,19 @@ impl FdMonitor for UringMonitor {
 }
 
 /// Errors after which the monitor goes on: a signal (`EINTR`), or a kernel
-/// short of resources for the moment (`EAGAIN`, `EBUSY`), which the next
-/// wait tries again once completions are collected.
+/// that refused the submission for the moment (see [`refused_for_now`]).
 fn transient(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINTR) || refused_for_now(e)
+}
+
+/// Whether `io_uring_enter` refused the queued requests for the moment: a
+/// kernel short of memory (`ENOMEM`, `EAGAIN`) or of completion room
+/// (`EBUSY`). It then submitted nothing and did not wait; the requests stay
+/// queued, and the next wait sends them again once completions are
+/// collected.
+fn refused_for_now(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+        Some(libc::EAGAIN | libc::EBUSY | libc::ENOMEM)
     )
 }

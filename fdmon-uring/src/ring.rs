@@ -188,10 +188,10 @@ pub(crate) struct Ring {
     enters: u64,
     /// The ring's fd in its thread's table of registered rings.
     ring_fd: RingFd,
-    /// Fault injection: every n-th submission made to free room in a full
-    /// queue for an operation fails with this errno (n = 0: never).
-    refuse_room: (u32, i32),
-    room_submits: u32,
+    /// Fault injection: every n-th enter that would submit requests fails
+    /// with this errno without submitting (n = 0: never).
+    refuse: (u32, i32),
+    submits: u32,
     /// How many were refused so far.
     refused: Arc<AtomicU64>,
 }
@@ -243,17 +243,31 @@ impl Ring {
             disabled: options.task_run.single_issuer(),
             enters: 0,
             ring_fd: RingFd::default(),
-            refuse_room: (0, 0),
-            room_submits: 0,
+            refuse: (0, 0),
+            submits: 0,
             refused: Arc::default(),
         })
     }
 
-    /// Makes every `every`-th submission that frees room for an
-    /// operation fail with `errno`; returns the count of those refused.
-    pub(crate) fn refuse_room(&mut self, every: u32, errno: i32) -> Arc<AtomicU64> {
-        self.refuse_room = (every, errno);
+    /// Makes every `every`-th enter that would submit requests fail with
+    /// `errno`; returns the count of those refused.
+    pub(crate) fn refuse_submits(&mut self, every: u32, errno: i32) -> Arc<AtomicU64> {
+        self.refuse = (every, errno);
         Arc::clone(&self.refused)
+    }
+
+    /// Whether fault injection refuses this submission (counting it).
+    fn refused_now(&mut self) -> bool {
+        let (every, _) = self.refuse;
+        if every == 0 {
+            return false;
+        }
+        self.submits = self.submits.wrapping_add(1);
+        let refused = self.submits.is_multiple_of(every);
+        if refused {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        refused
     }
 
     pub(crate) fn task_run(&self) -> TaskRun {
@@ -290,15 +304,6 @@ impl Ring {
     /// been reaped.
     pub(crate) unsafe fn push_op(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         if self.uring.submission().is_full() {
-            self.room_submits = self.room_submits.wrapping_add(1);
-            if let (n @ 1.., errno) = self.refuse_room
-                && self.room_submits.is_multiple_of(n)
-            {
-                // As a kernel short of memory refuses it: nothing is
-                // submitted, the queue stays full.
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(io::Error::from_raw_os_error(errno));
-            }
             self.enter(0, None)?;
         }
         // SAFETY: the caller keeps the entry's memory valid until its
@@ -342,6 +347,11 @@ impl Ring {
         // entering (the one a single-issuer ring is bound to).
         self.ring_fd.register_once(self.uring.as_fd());
         let to_submit = u32::try_from(self.uring.submission().len()).unwrap_or(u32::MAX);
+        if to_submit > 0 && self.refused_now() {
+            // As a kernel short of memory refuses it: nothing is submitted,
+            // nothing waited for, the queue stays as it was.
+            return Err(io::Error::from_raw_os_error(self.refuse.1));
+        }
         let ts = timeout.filter(|_| min_complete > 0).map(timespec);
         let args = ts.as_ref().map(|ts| SubmitArgs::new().timespec(ts));
         self.enters += 1;

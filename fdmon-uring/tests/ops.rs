@@ -124,12 +124,15 @@ fn an_operation_completed_in_the_poll_window_ends_it_without_a_blocking_wait() {
     );
 }
 
-/// A ring of 4 entries whose kernel refuses every third submission made to
-/// free room in the full submission queue (`ENOMEM`, `EBUSY`, `EAGAIN`,
-/// `EINTR`, injected: nothing is submitted): the operation that needed the
-/// room is not queued, and the core sends it again at the next iteration.
-/// Thousands of reads, random writes read back, and a socket pair's
-/// transfers still complete, each exactly once, with the right bytes.
+/// A ring of 4 entries whose kernel refuses every third `io_uring_enter`
+/// that would submit (`ENOMEM`, `EBUSY`, `EAGAIN`, `EINTR`, injected:
+/// nothing is submitted, nothing waited for), whether it frees room in the
+/// full submission queue (the operation that needed the room is not
+/// queued, and the core sends it again at the next iteration) or waits
+/// (the wait ends, its requests still queued, and the context goes on
+/// rather than falling back). Thousands of reads, random writes read back,
+/// and a socket pair's transfers still complete, each exactly once, with
+/// the right bytes.
 mod refused_submits {
     use std::cell::RefCell;
     use std::rc::Rc;

@@ -79,8 +79,6 @@ impl AioContext {
     ) -> Option<(Pass, Window)> {
         let inner = &*self.inner;
         let window = &inner.window;
-        // Requests queued for the kernel go with the window's first wait,
-        // which this pass would skip.
         // A pass that would not run a window does not start one either, and
         // one whose window must peek at the monitor goes through the peek
         // gate's accounting.
@@ -92,7 +90,9 @@ impl AioContext {
             return None;
         }
         let now = window.reuse_clock()?;
-        if inner.monitor.borrow_mut().pending() == Pending::Submit && !self.kernel_can_wait(now) {
+        // Requests that cannot wait for the fd check go with the window's
+        // first wait, which this pass would skip.
+        if self.must_submit(now) {
             return None;
         }
         window.enter_mode();
@@ -137,7 +137,7 @@ impl AioContext {
         let mut now = pass.now;
         let mut end = WindowEnd::TimedOut;
         let mut user_work = false;
-        if inner.monitor.borrow_mut().pending() == Pending::Submit && !self.kernel_can_wait(now) {
+        if self.must_submit(now) {
             if self.wait_now(ready, pass.iteration, inner.clock.now_ns())? {
                 end = WindowEnd::Hit;
             }
@@ -188,7 +188,9 @@ impl AioContext {
         // Nothing the window runs can change this: `poll` callbacks and
         // hooks do not get the context.
         let held_back = self.is_external_disabled();
-        let kernel_waits = self.kernel_can_wait(start);
+        // Looked at only when the monitor has news, and again after each
+        // clock reading, so that the fd check falls due on time.
+        let mut kernel_waits = None;
         let mut now = start;
         let mut last_peek = None;
         let mut user_work = false;
@@ -197,15 +199,17 @@ impl AioContext {
             let (found, user) = inner.window.poll_round(ready, start, held_back);
             user_work |= user;
             let pending = inner.monitor.borrow_mut().pending();
+            let urgent = matches!(pending, Pending::Yes | Pending::Submit)
+                && !*kernel_waits.get_or_insert_with(|| self.kernel_can_wait(now));
             if found
                 || inner.shared.notify_state().is_notified()
-                || pending == Pending::Yes && !kernel_waits
+                || pending == Pending::Yes && urgent
                 || self.ops_have_completions()
             {
                 return Ok((WindowEnd::Hit, user_work, now));
             }
             if pending == Pending::Submit
-                && !kernel_waits
+                && urgent
                 && self.wait_now(ready, iteration, inner.clock.now_ns())?
             {
                 return Ok((WindowEnd::Hit, user_work, inner.clock.now_ns()));
@@ -217,6 +221,7 @@ impl AioContext {
                 continue;
             }
             now = inner.clock.now_ns();
+            kernel_waits = None;
             if now.saturating_sub(start) >= length {
                 return Ok((WindowEnd::TimedOut, user_work, now));
             }
@@ -231,6 +236,12 @@ impl AioContext {
                 }
             }
         }
+    }
+
+    /// Whether the monitor holds requests for the kernel that cannot wait,
+    /// at `now`, for the next fd check.
+    fn must_submit(&self, now: u64) -> bool {
+        self.inner.monitor.borrow_mut().pending() == Pending::Submit && !self.kernel_can_wait(now)
     }
 
     /// Whether the monitor's "yes" and its queued requests can wait, at

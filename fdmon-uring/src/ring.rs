@@ -383,15 +383,12 @@ impl Ring {
                 std::mem::size_of::<SubmitArgs>(),
             )
         };
-        let entered = if entered < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        };
-        match entered {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
-            Err(e) => Err(e),
+        if entered >= 0 {
+            return Ok(());
+        }
+        match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            e => Err(e),
         }
     }
 

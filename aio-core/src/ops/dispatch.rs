@@ -19,13 +19,14 @@ impl AioContext {
     /// the operations' poll time if some did. Returns whether one ran.
     pub(crate) fn dispatch_ops(&self, pass: &Pass) -> bool {
         let inner = &*self.inner;
-        if !self.has_ops_in_flight() {
+        let in_flight = inner.ops.table.borrow().in_flight();
+        if in_flight == 0 {
             return false;
         }
         let mut done = std::mem::take(&mut *inner.ops.scratch.borrow_mut());
         // No more completions can come than operations are in flight: a
         // burst larger than any before takes no allocation.
-        done.reserve(inner.ops.table.borrow().in_flight());
+        done.reserve(in_flight);
         self.collect_completions(&mut done);
         if !done.is_empty() {
             inner.window.adapt_ops(pass.block_ns());

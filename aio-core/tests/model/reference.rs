@@ -1,4 +1,4 @@
-//! The reference model of `model.rs`: what the context must have done to
+//! The reference model of the `model` test: what the context must have done to
 //! the handlers of a program, kept as a plain state machine that the
 //! program's driver tells what it does (registrations, readiness, `poll`
 //! calls) and what the context did (callbacks run and dropped), and the

@@ -47,7 +47,7 @@ impl AioContext {
                 continue;
             }
             #[cfg(debug_assertions)]
-            check_still_open(&node, event.readiness);
+            check_still_open(self, &node, event.readiness);
             self.inner.window.list(&node, &self.inner.registry);
             let ran = run(self, &node, event.readiness);
             progress |= ran && node.counts_as_progress();
@@ -101,10 +101,15 @@ fn claim(node: &Node, readiness: Readiness, iteration: u64) -> bool {
 
 /// Panics if the fd of an fd event was closed, or names another file, while
 /// its handler is registered: its callbacks would touch a file they were
-/// not written for. A debug-build check (one `fstat` per event).
+/// not written for. A debug-build check (one system call per event: an
+/// `fstat`, or the monitor's own check).
 #[cfg(debug_assertions)]
-fn check_still_open(node: &Node, readiness: Readiness) {
-    if readiness.contains(Readiness::POLL_READY) || node.file_is_current() {
+fn check_still_open(ctx: &AioContext, node: &Node, readiness: Readiness) {
+    if readiness.contains(Readiness::POLL_READY) {
+        return;
+    }
+    let registry = ctx.inner.registry.borrow();
+    if crate::fd::names_its_file(&mut **ctx.inner.monitor.borrow_mut(), &registry, node) {
         return;
     }
     panic!(

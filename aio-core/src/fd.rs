@@ -8,6 +8,10 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
+use crate::handler::Node;
+use crate::monitor::FdMonitor;
+use crate::registry::Registry;
+
 /// The file an fd names: its device and inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FileIdentity {
@@ -16,6 +20,13 @@ pub(crate) struct FileIdentity {
 }
 
 impl FileIdentity {
+    /// Matches no open file: for an fd that was closed before its identity
+    /// could be taken.
+    const GONE: FileIdentity = FileIdentity {
+        dev: u64::MAX,
+        ino: u64::MAX,
+    };
+
     /// The file `fd` names; `EBADF` if it is not open in this process.
     pub(crate) fn of(fd: RawFd) -> io::Result<FileIdentity> {
         let mut stat = MaybeUninit::<libc::stat>::uninit();
@@ -36,6 +47,40 @@ impl FileIdentity {
     /// Whether `fd` still names this file.
     pub(crate) fn is_still(self, fd: RawFd) -> bool {
         FileIdentity::of(fd).is_ok_and(|now| now == self)
+    }
+}
+
+/// Whether `node`'s fd still names the file it was registered for: the
+/// monitor says if it tracks files and watches the fd, else the identity
+/// taken at registration does (with none, there is nothing to compare).
+pub(crate) fn names_its_file(
+    monitor: &mut dyn FdMonitor,
+    registry: &Registry,
+    node: &Node,
+) -> bool {
+    match registry.registration(node) {
+        Some(registration) if monitor.tracks_files() => {
+            monitor.watches_current_file(node.fd, registration)
+        }
+        _ => node.file_is_current(),
+    }
+}
+
+/// Before a move from a monitor that tracks files to one that does not:
+/// takes the identity of every file that the old monitor kept track of
+/// instead of the core, so that [`names_its_file`] goes on knowing. A
+/// registration that the old monitor says was closed or reused gets an
+/// identity that matches no file.
+pub(crate) fn identify_tracked(old: &mut dyn FdMonitor, registry: &Registry) {
+    for node in registry.nodes().filter(|node| node.file.get().is_none()) {
+        let current = registry
+            .registration(node)
+            .is_none_or(|registration| old.watches_current_file(node.fd, registration));
+        let file = match current {
+            true => FileIdentity::of(node.fd).unwrap_or(FileIdentity::GONE),
+            false => FileIdentity::GONE,
+        };
+        node.file.set(Some(file));
     }
 }
 

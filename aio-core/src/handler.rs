@@ -106,6 +106,10 @@ impl FdHandler {
         self
     }
 
+    pub(crate) fn is_external(&self) -> bool {
+        self.external
+    }
+
     /// What the fd must be watched for, from the callbacks present.
     pub(crate) fn interest(&self) -> Interest {
         let mut interest = Interest::NONE;
@@ -149,9 +153,12 @@ pub(crate) enum Owner {
 /// A registered handler.
 pub(crate) struct Node {
     pub(crate) fd: RawFd,
-    /// The file `fd` named when the handler was registered (`None` for a
-    /// doorbell that is not a file of its own, as in the loom models).
-    pub(crate) file: Option<FileIdentity>,
+    /// The file `fd` named when the handler was registered. `None` where
+    /// the monitor keeps track of the file itself (epoll, in release
+    /// builds), or for a doorbell that is not a file of its own (as in the
+    /// loom models). A move to a monitor that does not track files fills it
+    /// in.
+    pub(crate) file: Cell<Option<FileIdentity>>,
     /// Changes with the interest: a monitor may still deliver readiness
     /// for the old registration, which must not resolve any more.
     token: Cell<Token>,
@@ -209,7 +216,7 @@ impl Node {
         });
         Node {
             fd,
-            file,
+            file: Cell::new(file),
             token: Cell::new(token),
             owner: Owner::User {
                 external: handler.external,
@@ -296,13 +303,13 @@ impl Node {
         self.poll.is_some()
     }
 
-    /// Runs the read callback unless it is missing or already running.
     /// Whether `fd` still names the file it named at registration (or the
     /// node has no file to compare).
     pub(crate) fn file_is_current(&self) -> bool {
-        self.file.is_none_or(|file| file.is_still(self.fd))
+        self.file.get().is_none_or(|file| file.is_still(self.fd))
     }
 
+    /// Runs the read callback unless it is missing or already running.
     pub(crate) fn run_read(&self, ctx: &AioContext) -> bool {
         run_callback(self.read.as_ref(), ctx)
     }

@@ -280,6 +280,34 @@ pub trait FdMonitor {
         None
     }
 
+    /// Whether the monitor knows which file each of its registrations
+    /// watches, as epoll does (the kernel keys a registration by file and
+    /// fd number): then [`update`](FdMonitor::update) refuses to add an fd
+    /// that is not open, with `EBADF`, and
+    /// [`watches_current_file`](FdMonitor::watches_current_file) can tell a
+    /// registration whose fd was closed, or whose number was reused, from
+    /// one that still watches the file its fd names. The core relies on
+    /// both and skips its own check of the fds such a monitor watches (one
+    /// `fstat` per registration, in release builds).
+    ///
+    /// The default says no.
+    fn tracks_files(&self) -> bool {
+        false
+    }
+
+    /// Whether `registration`, which this monitor holds for `fd`, still
+    /// watches the file that `fd` names now: `false` if `fd` was closed, or
+    /// its number now names another file. Asked only of a monitor that
+    /// [tracks files](FdMonitor::tracks_files), and only by
+    /// [`AioContext::stale_fds`](crate::AioContext::stale_fds) and moves to
+    /// another monitor, so it may make a system call.
+    ///
+    /// The default says yes.
+    fn watches_current_file(&mut self, fd: RawFd, registration: Registration) -> bool {
+        let _ = (fd, registration);
+        true
+    }
+
     /// A file descriptor that is readable whenever a zero-timeout
     /// [`wait`](FdMonitor::wait) would report something (an epoll fd, an
     /// io_uring ring fd), so that another event loop can sleep on it when it
@@ -335,6 +363,14 @@ macro_rules! forward_monitor {
 
             fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
                 (**self).loop_fd()
+            }
+
+            fn tracks_files(&self) -> bool {
+                (**self).tracks_files()
+            }
+
+            fn watches_current_file(&mut self, fd: RawFd, registration: Registration) -> bool {
+                (**self).watches_current_file(fd, registration)
             }
         }
     )*};

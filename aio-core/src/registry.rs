@@ -124,8 +124,16 @@ impl Registry {
         interest: Interest,
         token: Token,
     ) -> Option<Registration> {
-        let held_back = node.is_external() && self.external_disabled > 0;
-        (!interest.is_empty() && !held_back).then_some(Registration { token, interest })
+        self.watches(interest, node.is_external())
+            .then_some(Registration { token, interest })
+    }
+
+    /// Whether the monitor would watch a handler of `interest`: not if it
+    /// asks for nothing, or is external while external handlers are
+    /// disabled.
+    pub(crate) fn watches(&self, interest: Interest, external: bool) -> bool {
+        let held_back = external && self.external_disabled > 0;
+        !(interest.is_empty() || held_back)
     }
 
     /// Moves `node` to `interest` and the reserved `token`; its old token

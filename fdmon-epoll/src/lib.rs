@@ -193,6 +193,23 @@ impl FdMonitor for EpollMonitor {
         }
     }
 
+    /// Yes: `EPOLL_CTL_ADD` refuses an fd that is not open, and the kernel
+    /// finds a registration by file and fd number.
+    fn tracks_files(&self) -> bool {
+        true
+    }
+
+    /// Asks the kernel with an `EPOLL_CTL_MOD` to the registration it holds:
+    /// `EBADF` if the fd was closed, `ENOENT` if its number now names a file
+    /// that this epoll does not watch (the kernel dropped the registration
+    /// with the last close, or a `dup` keeps the old file open elsewhere),
+    /// `EPERM` if it names a file epoll cannot watch. Setting the same
+    /// events again changes nothing for a level-triggered registration.
+    fn watches_current_file(&mut self, fd: RawFd, registration: Registration) -> bool {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, Some(registration))
+            .is_ok()
+    }
+
     fn wait(&mut self, events: &mut Vec<ReadyEvent>, timeout: Option<Duration>) -> io::Result<()> {
         let n = deadline::retry(timeout, |left| self.wait_once(left))?.unwrap_or(0);
         events.extend(self.events[..n].iter().map(|ev| ReadyEvent {

@@ -4,8 +4,8 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use aio_core::testing::{Count, assert_still_works, counting};
-use aio_core::{AioContext, EventNotifier};
+use aio_core::testing::{Count, SleepMonitor, assert_still_works, counting};
+use aio_core::{AioContext, EventNotifier, FdMonitor, Interest, Registration, Token};
 use fdmon_epoll::EpollMonitor;
 use rustix::event::{EventfdFlags, eventfd};
 
@@ -96,4 +96,60 @@ fn a_hung_up_pipe_is_dispatched_as_readable() {
     assert!(ctx.poll(false).unwrap());
     assert_eq!(hits.get(), 1);
     ctx.set_fd_handler(&reader, None).unwrap();
+}
+
+/// epoll tracks files: it says which of its registrations still watch the
+/// file their fd names, and which lost it (the number reused while a `dup`
+/// keeps the old file open, or the fd closed).
+#[test]
+fn the_monitor_says_which_registrations_lost_their_file() {
+    let mut epoll = EpollMonitor::new().unwrap();
+    assert!(epoll.tracks_files());
+    let watch = Registration {
+        token: Token(1),
+        interest: Interest::READABLE,
+    };
+    let mut fd = new_eventfd();
+    epoll.update(fd.as_raw_fd(), None, Some(watch)).unwrap();
+    assert!(epoll.watches_current_file(fd.as_raw_fd(), watch), "open");
+    assert!(
+        epoll.watches_current_file(fd.as_raw_fd(), watch),
+        "asking changed nothing"
+    );
+
+    let kept = fd.try_clone().unwrap();
+    rustix::io::dup2(new_eventfd(), &mut fd).unwrap();
+    assert!(!epoll.watches_current_file(fd.as_raw_fd(), watch), "reused");
+
+    // Closed: the number may be taken by another test's fd meanwhile,
+    // which this epoll does not watch either.
+    let number = fd.as_raw_fd();
+    drop(fd);
+    assert!(!epoll.watches_current_file(number, watch), "closed");
+    drop(kept);
+}
+
+/// A move to a monitor that does not track files takes the identity of the
+/// files that epoll tracked, so `stale_fds` still names the fd whose
+/// number was reused before the move, and only that one.
+#[test]
+fn a_move_off_epoll_keeps_the_stale_fds() {
+    let ctx = context();
+    let (mut reused, _wr) = rustix::pipe::pipe().unwrap();
+    let (kept, _wk) = rustix::pipe::pipe().unwrap();
+    let (other, _wo) = rustix::pipe::pipe().unwrap();
+    for fd in [reused.as_raw_fd(), kept.as_raw_fd()] {
+        ctx.set_fd_handler(fd, Some(counting(&Count::new())))
+            .unwrap();
+    }
+    rustix::io::dup2(&other, &mut reused).unwrap();
+    assert_eq!(ctx.stale_fds(), [reused.as_raw_fd()], "on epoll");
+
+    ctx.set_monitor(Box::new(SleepMonitor::new()), "a test")
+        .unwrap();
+    assert_eq!(ctx.stale_fds(), [reused.as_raw_fd()], "after the move");
+    for fd in [reused.as_raw_fd(), kept.as_raw_fd()] {
+        ctx.set_fd_handler(fd, None).unwrap();
+    }
+    assert_eq!(ctx.stale_fds(), []);
 }

@@ -181,6 +181,16 @@ impl<M: FdMonitor> FdMonitor for TestMonitor<M> {
     fn loop_fd(&mut self) -> io::Result<BorrowedFd<'_>> {
         self.inner.loop_fd()
     }
+
+    /// The wrapped monitor's answer, unless a hook stands in for its
+    /// `update` (the hook may not refuse a closed fd).
+    fn tracks_files(&self) -> bool {
+        self.update_hook.is_none() && self.inner.tracks_files()
+    }
+
+    fn watches_current_file(&mut self, fd: RawFd, registration: Registration) -> bool {
+        self.inner.watches_current_file(fd, registration)
+    }
 }
 
 impl<M: FdMonitor> fmt::Debug for TestMonitor<M> {

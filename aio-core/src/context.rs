@@ -133,7 +133,7 @@ impl AioContext {
                 format!("fd {fd} is negative"),
             ));
         }
-        if fd == self.inner.shared.doorbell().raw_fd() {
+        if fd == self.inner.shared.doorbell_fd() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("fd {fd} is the context's own notifier"),
@@ -147,7 +147,7 @@ impl AioContext {
             )),
             Some(handler) => {
                 let file = self.identify(fd, &handler)?;
-                self.install(|token| Node::new(fd, file, token, handler))
+                self.install(|node, token| node.fill(fd, file, token, handler))
             }
         }
     }
@@ -507,24 +507,24 @@ impl AioContext {
     }
 
     pub(crate) fn register_notifier(&self) -> io::Result<()> {
-        let fd = self.inner.shared.doorbell().raw_fd();
+        let fd = self.inner.shared.doorbell_fd();
         let file = FileIdentity::of(fd).ok();
         let shared = Arc::clone(&self.inner.shared);
-        self.install(move |token| {
-            Node::context_notifier(
+        self.install(move |node, token| {
+            node.fill_notifier(
                 fd,
                 file,
                 token,
                 Box::new(move |_| shared.doorbell().drain()),
-            )
+            );
         })
     }
 
     /// Tells the monitor about a new node for an fd, then swaps it in.
-    fn install(&self, make: impl FnOnce(crate::Token) -> Node) -> io::Result<()> {
+    fn install(&self, fill: impl FnOnce(&mut Node, crate::Token)) -> io::Result<()> {
         let inner = &self.inner;
         let spare = inner.nesting.spare_node();
-        let node = inner.registry.borrow_mut().reserve(make, spare);
+        let node = inner.registry.borrow_mut().reserve(fill, spare);
         let (old_reg, new_reg) = {
             let registry = inner.registry.borrow();
             let old = registry

@@ -201,30 +201,18 @@ pub(crate) struct PolledState {
 }
 
 impl Node {
-    pub(crate) fn new(
-        fd: RawFd,
-        file: Option<FileIdentity>,
-        token: Token,
-        handler: FdHandler,
-    ) -> Node {
-        let interest = handler.interest();
-        let poll = handler.poll.map(|(check, ready)| PollHooks {
-            check: RefCell::new(check),
-            ready: RefCell::new(ready),
-            begin: RefCell::new(handler.poll_begin),
-            end: RefCell::new(handler.poll_end),
-        });
+    /// A node that serves nothing: what a removed handler's node holds
+    /// while it waits to be reused.
+    pub(crate) fn vacant() -> Node {
         Node {
-            fd,
-            file: Cell::new(file),
-            token: Cell::new(token),
-            owner: Owner::User {
-                external: handler.external,
-            },
-            interest: Cell::new(interest),
-            read: handler.read.map(RefCell::new),
-            write: handler.write.map(RefCell::new),
-            poll,
+            fd: -1,
+            file: Cell::new(None),
+            token: Cell::new(Token(0)),
+            owner: Owner::User { external: false },
+            interest: Cell::new(Interest::NONE),
+            read: None,
+            write: None,
+            poll: None,
             deleted: Cell::new(false),
             fd_seq: Cell::new(0),
             ready_seq: Cell::new(0),
@@ -233,24 +221,79 @@ impl Node {
         }
     }
 
-    /// A node that serves nothing: what a removed handler's node holds
-    /// while it waits to be reused.
-    pub(crate) fn vacant() -> Node {
-        Node::new(-1, None, Token(0), FdHandler::new())
+    /// Makes the node serve `handler` on `fd`, every field set where it is:
+    /// a node is a few hundred bytes, and registering a handler should not
+    /// copy one around. (The pattern names every field, so a new one
+    /// cannot be forgotten here.)
+    pub(crate) fn fill(
+        &mut self,
+        fd: RawFd,
+        file: Option<FileIdentity>,
+        token: Token,
+        handler: FdHandler,
+    ) {
+        let Node {
+            fd: node_fd,
+            file: node_file,
+            token: node_token,
+            owner,
+            interest,
+            read,
+            write,
+            poll,
+            deleted,
+            fd_seq,
+            ready_seq,
+            fd_event,
+            polled,
+        } = self;
+        *node_fd = fd;
+        node_file.set(file);
+        node_token.set(token);
+        *owner = Owner::User {
+            external: handler.external,
+        };
+        interest.set(handler.interest());
+        *read = handler.read.map(RefCell::new);
+        *write = handler.write.map(RefCell::new);
+        *poll = handler.poll.map(|(check, ready)| PollHooks {
+            check: RefCell::new(check),
+            ready: RefCell::new(ready),
+            begin: RefCell::new(handler.poll_begin),
+            end: RefCell::new(handler.poll_end),
+        });
+        deleted.set(false);
+        fd_seq.set(0);
+        ready_seq.set(0);
+        fd_event.set(0);
+        polled.listed.set(false);
+        polled.begun.set(false);
+        polled.ns.set(0);
+        polled.idle_deadline.set(0);
     }
 
-    /// The node of the context's own notifier: `drain` is its read callback.
-    pub(crate) fn context_notifier(
+    /// Makes the node the context's own notifier: `drain` is its read
+    /// callback.
+    pub(crate) fn fill_notifier(
+        &mut self,
         fd: RawFd,
         file: Option<FileIdentity>,
         token: Token,
         drain: Callback,
-    ) -> Node {
-        let mut node = Node::new(fd, file, token, FdHandler::new());
-        node.owner = Owner::Context;
-        node.interest.set(Interest::READABLE);
-        node.read = Some(RefCell::new(drain));
-        node
+    ) {
+        self.fill(fd, file, token, FdHandler::new());
+        self.owner = Owner::Context;
+        self.interest.set(Interest::READABLE);
+        self.read = Some(RefCell::new(drain));
+    }
+
+    /// Takes the callbacks out of a removed node, to be dropped by the
+    /// caller when it holds no borrow (their captures may reach the
+    /// context); the node serves nothing after.
+    pub(crate) fn take_callbacks(&mut self) -> impl Sized + use<> {
+        self.fd = -1;
+        self.file.set(None);
+        (self.read.take(), self.write.take(), self.poll.take())
     }
 
     /// What the monitor must watch for this node, external handlers'

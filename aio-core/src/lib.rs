@@ -39,6 +39,7 @@ mod doorbell;
 mod embed;
 mod external;
 mod fd;
+mod fd_table;
 mod handler;
 mod iteration;
 mod migration;

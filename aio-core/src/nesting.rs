@@ -129,7 +129,7 @@ impl Nesting {
         };
         // The callbacks' captures may reach the context (drop a handle,
         // remove a handler): no borrow is held while they go.
-        drop(std::mem::replace(slot, Node::vacant()));
+        drop(slot.take_callbacks());
         let mut spare = self.spare.borrow_mut();
         if spare.len() < SPARE_NODES {
             spare.push(node);

@@ -4,12 +4,12 @@
 //! Tokens are slot-map keys (an index and a version), so a token of a removed
 //! or replaced handler stops resolving the moment the handler leaves.
 
-use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 
+use crate::fd_table::FdTable;
 use crate::handler::Node;
 use crate::monitor::{Interest, Registration, Token};
 use crate::ops::OP_BIT;
@@ -17,7 +17,7 @@ use crate::ops::OP_BIT;
 #[derive(Default)]
 pub(crate) struct Registry {
     nodes: SlotMap<DefaultKey, Rc<Node>>,
-    by_fd: HashMap<RawFd, DefaultKey>,
+    by_fd: FdTable<DefaultKey>,
     /// Nesting count of `disable_external`.
     external_disabled: u32,
     /// Handlers that the monitor watches and that have no `poll` callback:
@@ -33,7 +33,7 @@ pub(crate) struct Registry {
 impl Registry {
     /// The node registered for `fd`.
     pub(crate) fn by_fd(&self, fd: RawFd) -> Option<&Rc<Node>> {
-        self.by_fd.get(&fd).and_then(|key| self.nodes.get(*key))
+        self.by_fd.get(fd).and_then(|key| self.nodes.get(key))
     }
 
     /// The node a token was issued for, if it is still registered.
@@ -52,28 +52,26 @@ impl Registry {
             .find(|key| self.nodes.get(*key).is_some_and(|n| n.token() == token))
     }
 
-    /// Gives a node built by `make` a fresh token without registering it
+    /// Gives a node filled by `fill` a fresh token without registering it
     /// for its fd yet: the monitor is told first, then the registration is
     /// [committed](Self::commit) or [abandoned](Self::abandon). The node
-    /// is built in `spare` (an emptied node that nothing else holds) if
+    /// is filled in `spare` (an emptied node that nothing else holds) if
     /// there is one, so that it costs no allocation.
     pub(crate) fn reserve(
         &mut self,
-        make: impl FnOnce(Token) -> Node,
+        fill: impl FnOnce(&mut Node, Token),
         spare: Option<Rc<Node>>,
     ) -> Rc<Node> {
         let key = self.nodes.insert_with_key(|key| {
-            let node = make(token_of(key));
-            match spare {
-                Some(mut spare) => match Rc::get_mut(&mut spare) {
-                    Some(slot) => {
-                        *slot = node;
-                        spare
-                    }
-                    None => Rc::new(node),
-                },
-                None => Rc::new(node),
+            if let Some(mut node) = spare
+                && let Some(slot) = Rc::get_mut(&mut node)
+            {
+                fill(slot, token_of(key));
+                return node;
             }
+            let mut node = Node::vacant();
+            fill(&mut node, token_of(key));
+            Rc::new(node)
         });
         Rc::clone(&self.nodes[key])
     }
@@ -152,7 +150,7 @@ impl Registry {
 
     /// Unregisters `fd`; returns its node, now marked deleted.
     pub(crate) fn remove(&mut self, fd: RawFd) -> Option<Rc<Node>> {
-        let key = self.by_fd.remove(&fd)?;
+        let key = self.by_fd.remove(fd)?;
         let node = self.nodes.remove(key)?;
         self.count(&node, -1);
         node.deleted.set(true);

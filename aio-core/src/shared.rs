@@ -9,6 +9,7 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
@@ -20,6 +21,8 @@ use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard};
 pub(crate) struct Shared<J> {
     notify: NotifyState,
     doorbell: Box<dyn Doorbell>,
+    /// The doorbell's fd, which every registration is checked against.
+    doorbell_fd: RawFd,
     jobs: Mutex<Vec<J>>,
     /// Set after a job is queued, so the home thread can look without
     /// taking the lock.
@@ -34,6 +37,7 @@ impl<J> Shared<J> {
     pub(crate) fn new(doorbell: Box<dyn Doorbell>) -> Shared<J> {
         Shared {
             notify: NotifyState::default(),
+            doorbell_fd: doorbell.raw_fd(),
             doorbell,
             jobs: Mutex::default(),
             has_jobs: AtomicBool::new(false),
@@ -51,6 +55,11 @@ impl<J> Shared<J> {
     /// The doorbell that wakes a blocked home thread.
     pub(crate) fn doorbell(&self) -> &dyn Doorbell {
         &*self.doorbell
+    }
+
+    /// The doorbell's fd.
+    pub(crate) fn doorbell_fd(&self) -> RawFd {
+        self.doorbell_fd
     }
 
     /// Writes to the doorbell so far.

@@ -154,6 +154,13 @@ pub(crate) struct PollWindow {
     /// how many passes since went without one.
     last_clock: Cell<u64>,
     passes_without_clock: Cell<u32>,
+    /// No polled handler's idle deadline fell before this when the list
+    /// was last looked at; `None` once a handler joins (its deadline is
+    /// still to be set). Deadlines only move on from there, so an
+    /// eviction check before it has nothing to do. (A deadline set from a
+    /// reused clock reading can fall a little earlier, by that reading's
+    /// age: its eviction comes that much later, in seconds.)
+    next_eviction: Cell<Option<u64>>,
 }
 
 impl PollWindow {
@@ -388,6 +395,7 @@ impl PollWindow {
         }
         registry.borrow_mut().set_listed(node, true);
         node.polled.idle_deadline.set(0);
+        self.next_eviction.set(None);
         self.polled.borrow_mut().push(Rc::clone(node));
         if self.poll_mode.get() {
             node.begin_polling();
@@ -435,18 +443,22 @@ impl PollWindow {
         now: u64,
         registry: &RefCell<Registry>,
     ) -> bool {
+        if self.next_eviction.get().is_some_and(|at| now <= at) {
+            return false;
+        }
         let mut progress = false;
+        let mut earliest = u64::MAX;
         let mut i = 0;
         loop {
             let node = match self.polled.borrow().get(i) {
                 Some(node) => Rc::clone(node),
-                None => return progress,
+                None => break,
             };
             let deadline = node.polled.idle_deadline.get();
             if deadline == 0 {
-                node.polled
-                    .idle_deadline
-                    .set(now.saturating_add(POLL_IDLE_NS));
+                let deadline = now.saturating_add(POLL_IDLE_NS);
+                node.polled.idle_deadline.set(deadline);
+                earliest = earliest.min(deadline);
             } else if now > deadline {
                 self.unlist(&node, registry);
                 if node.check_poll() {
@@ -454,9 +466,13 @@ impl PollWindow {
                     progress |= node.counts_as_progress();
                 }
                 continue; // the next node moved into slot i
+            } else {
+                earliest = earliest.min(deadline);
             }
             i += 1;
         }
+        self.next_eviction.set(Some(earliest));
+        progress
     }
 
     /// Empties the list without ending poll mode (the context is dropped:

@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             polling::covered_loop_asks_poll_callbacks_and_kernel_every_50us,
             polling::plain_handler_served_in_the_poll_window,
             polling::idle_polled_handlers_leave_after_7s,
+            polling::a_handler_that_joins_later_leaves_7s_after_it_joined,
             remote::notify_wakes_blocking_poll_without_progress,
             remote::notify_before_poll_is_not_lost,
             remote::notify_burst_costs_one_doorbell_write,

@@ -103,6 +103,18 @@ impl Mailbox {
         ctx.set_fd_handler(&self.notifier, Some(handler))
     }
 
+    /// Messages sent so far: what a receiver that spins instead of running
+    /// a loop watches.
+    pub(super) fn count(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Says, for good, that the receiver polls: in form (c) no message
+    /// asks for an eventfd write from now on.
+    pub(super) fn receiver_always_polls(&self) {
+        self.wanted.store(false, Ordering::Relaxed);
+    }
+
     /// Eventfd writes made to this mailbox so far.
     pub(super) fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)

@@ -24,7 +24,10 @@
 //! header says which kind of machine it ran on ([`wake_up`]).
 //!
 //! The `spin-floor` is two threads bouncing an atomic: the physical limit
-//! of a round trip between the two CPUs.
+//! of a round trip between the two CPUs. Form (c) also runs
+//! `spin-mailbox`, the same threads bouncing its messages through its
+//! mailboxes without a loop: the protocol's own cost (a read-modify-write
+//! and a fence per message, a cache line per direction).
 //!
 //! Each batch first makes round trips for [`WARM_UP`] untimed, so the other
 //! side is awake and the previous variant's threads have gone to sleep
@@ -67,7 +70,7 @@ use link::Link;
 pub use mailbox::Mailbox;
 use peers::{MioPair, PollingPair, TokioNotifyPair, TokioPair};
 use raw_epoll::{EVENTFD_WIRE, RawEpollPair, RawFds, SOCKET_WIRE};
-use spin_floor::SpinPair;
+use spin_floor::{SpinMailboxPair, SpinPair};
 pub use targets::wake_up;
 use targets::{notes, targets};
 
@@ -76,6 +79,8 @@ pub const WARM_UP: Duration = Duration::from_micros(300);
 
 /// The spin floor's name.
 pub const SPIN: &str = "spin-floor";
+/// The name of form (c)'s mailbox protocol without a loop.
+pub const SPIN_MAILBOX: &str = "spin-mailbox";
 /// The hand-written epoll loop's name.
 pub const RAW_EPOLL: &str = "raw-epoll";
 
@@ -189,6 +194,13 @@ fn pairs(env: &Env<'_>, form: Form) -> io::Result<Vec<Timed>> {
             SPIN,
             PEER_LABELS,
             Box::new(SpinPair::new(cpus)?),
+        ));
+    }
+    if form == Form::C && wants(SPIN_MAILBOX) {
+        pairs.push(Timed::new(
+            SPIN_MAILBOX,
+            PEER_LABELS,
+            Box::new(SpinMailboxPair::new(cpus)?),
         ));
     }
     if matches!(form, Form::A | Form::D) && wants(RAW_EPOLL) {

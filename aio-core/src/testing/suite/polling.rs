@@ -495,3 +495,35 @@ pub fn idle_polled_handlers_leave_after_7s(h: &Harness) {
     f.ctx.set_fd_handler(&*device.ev, None).unwrap();
     f.ctx.set_fd_handler(&*reader, None).unwrap();
 }
+
+/// A handler that joins the polled list after the others leaves it 7 s
+/// after it joined, not 7 s after the others' deadlines have been looked
+/// at (manual clock).
+pub fn a_handler_that_joins_later_leaves_7s_after_it_joined(h: &Harness) {
+    let f = polling_fixture(h);
+    f.set_wait_time(Duration::from_micros(1));
+    let timer = f.ctx.timer(|_| {});
+    let pass = |advance: Duration| {
+        f.clock().advance(advance);
+        timer.arm_in(Duration::from_micros(100));
+        f.ctx.poll(true).unwrap();
+    };
+    let early = Device::register(&f);
+    early.kick(&f);
+    pass(Duration::ZERO);
+    let late = Device::register(&f);
+    pass(Duration::from_secs(4));
+    late.kick(&f);
+    pass(Duration::ZERO);
+    assert_eq!(f.ctx.stats().polled_handlers, 2, "both on the list");
+
+    pass(Duration::from_millis(7500));
+    assert_eq!(f.ctx.poll_time(&*early.ev), None, "idle for 11.5 s");
+    assert_eq!(
+        f.ctx.poll_time(&*late.ev),
+        None,
+        "idle for 7.5 s since it joined"
+    );
+    f.ctx.set_fd_handler(&*early.ev, None).unwrap();
+    f.ctx.set_fd_handler(&*late.ev, None).unwrap();
+}

@@ -17,42 +17,61 @@ use super::harness::{Lifeline, Partner, PingPong};
 use super::mailbox::Mailbox;
 use crate::env::Cpus;
 
-/// Starts a partner that spins while `active` is set, running `step` each
-/// time round, and parks while it is clear.
-fn spin_partner(
-    cpus: &Cpus,
-    name: &str,
-    active: &Arc<AtomicBool>,
-    mut step: impl FnMut() -> io::Result<()> + Send + 'static,
-) -> io::Result<Partner> {
-    let life = Arc::new(Lifeline::default());
-    let thread = {
-        let (active, life) = (Arc::clone(active), Arc::clone(&life));
-        cpus.spawn_partner(0, name, move || {
-            let mut result = Ok(());
-            while !life.stopping() && result.is_ok() {
-                if !active.load(Ordering::Acquire) {
-                    thread::park();
-                    continue;
-                }
-                result = step();
-                std::hint::spin_loop();
-            }
-            life.died(result, || {});
-        })?
-    };
-    let unpark = thread.thread().clone();
-    Ok(Partner {
-        life,
-        wake: Box::new(move || unpark.unpark()),
-        thread: Some(thread),
-    })
+/// A partner thread that spins while a batch runs, running a step each
+/// time round, and parks in between.
+struct Spinner {
+    active: Arc<AtomicBool>,
+    partner: Partner,
 }
 
-/// Wakes the partner for a batch, if it is parked.
-fn activate(active: &AtomicBool, partner: &Partner) {
-    if !active.swap(true, Ordering::AcqRel) {
-        (partner.wake)();
+impl Spinner {
+    /// Starts the partner thread, parked, with `step` to run while active.
+    fn start(
+        cpus: &Cpus,
+        name: &str,
+        mut step: impl FnMut() -> io::Result<()> + Send + 'static,
+    ) -> io::Result<Spinner> {
+        let active = Arc::new(AtomicBool::new(false));
+        let life = Arc::new(Lifeline::default());
+        let thread = {
+            let (active, life) = (Arc::clone(&active), Arc::clone(&life));
+            cpus.spawn_partner(0, name, move || {
+                let mut result = Ok(());
+                while !life.stopping() && result.is_ok() {
+                    if !active.load(Ordering::Acquire) {
+                        thread::park();
+                        continue;
+                    }
+                    result = step();
+                    std::hint::spin_loop();
+                }
+                life.died(result, || {});
+            })?
+        };
+        let unpark = thread.thread().clone();
+        let partner = Partner {
+            life,
+            wake: Box::new(move || unpark.unpark()),
+            thread: Some(thread),
+        };
+        Ok(Spinner { active, partner })
+    }
+
+    /// Wakes the partner for a batch, if it is parked.
+    fn activate(&self) {
+        if !self.active.swap(true, Ordering::AcqRel) {
+            (self.partner.wake)();
+        }
+    }
+
+    /// Lets the partner park after this batch.
+    fn rest(&self) {
+        self.active.store(false, Ordering::Release);
+    }
+
+    /// An error if the partner thread has exited.
+    fn check(&self) -> io::Result<()> {
+        self.partner.life.check()
     }
 }
 
@@ -60,17 +79,15 @@ fn activate(active: &AtomicBool, partner: &Partner) {
 /// answers by adding one. The partner spins only while a batch runs.
 pub(super) struct SpinPair {
     seq: Arc<AtomicU64>,
-    active: Arc<AtomicBool>,
-    partner: Partner,
+    spinner: Spinner,
 }
 
 impl SpinPair {
     pub(super) fn new(cpus: &Cpus) -> io::Result<SpinPair> {
         let seq = Arc::new(AtomicU64::new(0));
-        let active = Arc::new(AtomicBool::new(false));
-        let partner = {
+        let spinner = {
             let seq = Arc::clone(&seq);
-            spin_partner(cpus, "spin", &active, move || {
+            Spinner::start(cpus, "spin", move || {
                 let v = seq.load(Ordering::Acquire);
                 if v % 2 == 1 {
                     seq.store(v + 1, Ordering::Release);
@@ -78,17 +95,13 @@ impl SpinPair {
                 Ok(())
             })?
         };
-        Ok(SpinPair {
-            seq,
-            active,
-            partner,
-        })
+        Ok(SpinPair { seq, spinner })
     }
 }
 
 impl PingPong for SpinPair {
     fn round_trips(&mut self, n: u64) -> io::Result<()> {
-        activate(&self.active, &self.partner);
+        self.spinner.activate();
         for _ in 0..n {
             let v = self.seq.load(Ordering::Relaxed);
             self.seq.store(v + 1, Ordering::Release);
@@ -96,11 +109,11 @@ impl PingPong for SpinPair {
                 std::hint::spin_loop();
             }
         }
-        self.partner.life.check()
+        self.spinner.check()
     }
 
     fn rest(&mut self) {
-        self.active.store(false, Ordering::Release);
+        self.spinner.rest();
     }
 }
 
@@ -111,8 +124,7 @@ impl PingPong for SpinPair {
 pub(super) struct SpinMailboxPair {
     to_partner: Arc<Mailbox>,
     to_home: Arc<Mailbox>,
-    active: Arc<AtomicBool>,
-    partner: Partner,
+    spinner: Spinner,
 }
 
 impl SpinMailboxPair {
@@ -120,11 +132,10 @@ impl SpinMailboxPair {
         let (to_partner, to_home) = (Mailbox::new(true)?, Mailbox::new(true)?);
         to_partner.receiver_always_polls();
         to_home.receiver_always_polls();
-        let active = Arc::new(AtomicBool::new(false));
-        let partner = {
+        let spinner = {
             let (inbox, reply) = (Arc::clone(&to_partner), Arc::clone(&to_home));
             let mut seen = inbox.count();
-            spin_partner(cpus, "spin-mailbox", &active, move || {
+            Spinner::start(cpus, "spin-mailbox", move || {
                 let count = inbox.count();
                 if count == seen {
                     return Ok(());
@@ -136,27 +147,26 @@ impl SpinMailboxPair {
         Ok(SpinMailboxPair {
             to_partner,
             to_home,
-            active,
-            partner,
+            spinner,
         })
     }
 }
 
 impl PingPong for SpinMailboxPair {
     fn round_trips(&mut self, n: u64) -> io::Result<()> {
-        activate(&self.active, &self.partner);
+        self.spinner.activate();
         for _ in 0..n {
             let before = self.to_home.count();
             self.to_partner.send()?;
             while self.to_home.count() == before {
-                self.partner.life.check()?;
+                self.spinner.check()?;
                 std::hint::spin_loop();
             }
         }
-        self.partner.life.check()
+        self.spinner.check()
     }
 
     fn rest(&mut self) {
-        self.active.store(false, Ordering::Release);
+        self.spinner.rest();
     }
 }

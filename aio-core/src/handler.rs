@@ -266,10 +266,16 @@ impl Node {
         fd_seq.set(0);
         ready_seq.set(0);
         fd_event.set(0);
-        polled.listed.set(false);
-        polled.begun.set(false);
-        polled.ns.set(0);
-        polled.idle_deadline.set(0);
+        let PolledState {
+            listed,
+            begun,
+            ns,
+            idle_deadline,
+        } = polled;
+        listed.set(false);
+        begun.set(false);
+        ns.set(0);
+        idle_deadline.set(0);
     }
 
     /// Makes the node the context's own notifier: `drain` is its read

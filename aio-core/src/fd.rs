@@ -2,7 +2,9 @@
 //! a closed fd fails the same way on every monitor (`ppoll` would only
 //! report `POLLNVAL` later, and io_uring only in a completion), and kept, so
 //! that an fd closed while registered, its number reused by another file,
-//! can be caught.
+//! can be caught. A monitor that tracks files itself (epoll, see
+//! [`FdMonitor::tracks_files`]) makes both checks for the fds it watches,
+//! and the core asks it instead.
 
 use std::io;
 use std::mem::MaybeUninit;

@@ -129,9 +129,9 @@ pub(super) fn targets(form: Form, group: &Group) -> Vec<Target> {
         .into_iter()
         .find(|name| group.row(name).is_some());
     let (c_limit, c_label) = c_bar(group);
-    let with_note = |t: Target, variant: &str| match (t.verdict, why(group, variant, floor)) {
-        (crate::report::Verdict::NotMet, Some(note)) => t.note(note),
-        _ => t,
+    let with_note = |t: Target, variant: &str| match why(group, variant, floor) {
+        Some(reason) => t.note_if_not_met(reason),
+        None => t,
     };
     for monitor in Monitor::ALL {
         let v = monitor.variant();
